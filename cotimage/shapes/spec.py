@@ -1,0 +1,155 @@
+"""Scene specifications: what a prompt asks for, as data.
+
+A scene is a tuple of object groups (a shape, an optional colour and size, a count)
+and a tuple of 2D relations between single objects. Each group names a different
+shape, so a detected object belongs to exactly one group; this keeps the checker's
+matching exact, as GenEval's two-object prompts name two different classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Named colours and the RGB value the renderer paints them with. Far apart in RGB so a
+#: blurred or noisy pixel still lands nearest to its own colour.
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (230, 30, 40),
+    "green": (30, 190, 50),
+    "blue": (40, 80, 250),
+    "yellow": (250, 230, 40),
+    "purple": (150, 40, 210),
+    "orange": (255, 140, 0),
+    "white": (245, 245, 245),
+}
+BACKGROUND: tuple[int, int, int] = (0, 0, 0)
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
+#: Size name -> side length in pixels. Both are whole 4 px token patches (see render.py).
+SIZES: dict[str, int] = {"small": 8, "large": 12}
+#: Relations read "subject RELATION object", judged on object centres (see checker.py).
+RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
+OPPOSITE_RELATION: dict[str, str] = {
+    "left of": "right of",
+    "right of": "left of",
+    "above": "below",
+    "below": "above",
+}
+MAX_COUNT = 4
+
+
+def _require(field_name: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{field_name}={value!r} is not allowed; choose one of {sorted(allowed)}")
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """A group of identical objects, e.g. "two small red circles".
+
+    Attributes:
+        shape: One of :data:`SHAPES`.
+        color: One of :data:`COLORS`, or ``None`` for "any colour".
+        size: One of :data:`SIZES`, or ``None`` for "any size".
+        count: How many such objects, 1 to :data:`MAX_COUNT`.
+    """
+
+    shape: str
+    color: str | None = None
+    size: str | None = None
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        _require("shape", self.shape, SHAPES)
+        _require("color", self.color, [*COLORS, None])
+        _require("size", self.size, [*SIZES, None])
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            raise ValueError(f"count={self.count!r} must be an int in 1..{MAX_COUNT}")
+        _require("count", self.count, range(1, MAX_COUNT + 1))
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``objects[subject]`` is ``relation`` ``objects[object]``, e.g. 0 "left of" 1."""
+
+    subject: int
+    relation: str
+    object: int
+
+    def __post_init__(self) -> None:
+        _require("relation", self.relation, RELATIONS)
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """What an image must show: object groups and relations between them.
+
+    Raises:
+        ValueError: if a field is out of range; the message names the field and the
+            allowed values.
+    """
+
+    objects: tuple[ObjectSpec, ...]
+    relations: tuple[Relation, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "objects", tuple(self.objects))
+        object.__setattr__(self, "relations", tuple(self.relations))
+        if not self.objects:
+            raise ValueError("objects must hold at least one ObjectSpec")
+        for obj in self.objects:
+            if not isinstance(obj, ObjectSpec):
+                raise ValueError(f"objects must hold ObjectSpec items, got {type(obj).__name__}")
+        shapes = [obj.shape for obj in self.objects]
+        if len(set(shapes)) != len(shapes):
+            raise ValueError(f"objects must name different shapes, got {shapes}")
+        pairs = set()
+        for rel in self.relations:
+            for name in ("subject", "object"):
+                index = getattr(rel, name)
+                _require(f"relation.{name}", index, range(len(self.objects)))
+                if self.objects[index].count != 1:
+                    raise ValueError(f"relation.{name}={index} must point to a group with count 1")
+            if rel.subject == rel.object:
+                raise ValueError(f"relation.subject and relation.object must differ, got {rel.subject}")
+            pair = frozenset((rel.subject, rel.object))
+            if pair in pairs:
+                raise ValueError(f"relations may relate a pair of objects once, got {sorted(pair)} twice")
+            pairs.add(pair)
+
+    @property
+    def num_objects(self) -> int:
+        """Total number of objects to draw."""
+        return sum(obj.count for obj in self.objects)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict; :meth:`from_dict` reads it back."""
+        return {
+            "objects": [
+                {"shape": o.shape, "color": o.color, "size": o.size, "count": o.count}
+                for o in self.objects
+            ],
+            "relations": [[r.subject, r.relation, r.object] for r in self.relations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SceneSpec:
+        """Build a spec from :meth:`to_dict` output, validating every field."""
+        if not isinstance(data, dict) or "objects" not in data:
+            raise ValueError("spec must be a dict with keys 'objects' and optionally 'relations'")
+        unknown = set(data) - {"objects", "relations"}
+        if unknown:
+            raise ValueError(f"spec has unknown keys {sorted(unknown)}; allowed: ['objects', 'relations']")
+        objects = []
+        for item in data["objects"]:
+            extra = set(item) - {"shape", "color", "size", "count"}
+            if extra:
+                raise ValueError(f"object has unknown keys {sorted(extra)}; allowed: shape, color, size, count")
+            if "shape" not in item:
+                raise ValueError("object must have a 'shape'")
+            objects.append(ObjectSpec(**item))
+        relations = []
+        for rel in data.get("relations", []):
+            if len(rel) != 3:
+                raise ValueError(f"relation must be [subject, relation, object], got {rel!r}")
+            relations.append(Relation(*rel))
+        return cls(tuple(objects), tuple(relations))
