@@ -1,0 +1,152 @@
+"""Evaluate a generator or policy on a prompt suite: per-category scores with bootstrap intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cotimage import rewards, suites
+from cotimage.generators import Generator, Policy, SamplingConfig, as_generator
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with a 95% bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+@dataclass
+class EvalResult:
+    """Scores of one evaluation.
+
+    Attributes:
+        suite: Suite name.
+        reward: Reward name.
+        overall: Mean of the per-category means (GenEval's overall), with its interval.
+        categories: Per-category mean and interval.
+        scores: (prompts, images_per_prompt) per-image scores, in suite order.
+    """
+
+    suite: str
+    reward: str
+    overall: Interval
+    categories: dict[str, Interval]
+    scores: np.ndarray
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (without the per-image scores)."""
+        return {
+            "suite": self.suite,
+            "reward": self.reward,
+            "overall": asdict(self.overall),
+            "categories": {k: asdict(v) for k, v in self.categories.items()},
+        }
+
+    def table(self) -> str:
+        """A markdown table: one row per category, then overall."""
+        rows = [f"| {k} | {v} |" for k, v in self.categories.items()]
+        head = f"| {self.suite} ({self.reward}) | mean [95% CI] |\n|---|---|"
+        return "\n".join([head, *rows, f"| **overall** | {self.overall} |"])
+
+
+def stratified_bootstrap(
+    groups: list[np.ndarray], statistic: Callable[[list[np.ndarray]], float], rng: np.random.Generator, n: int = 1000
+) -> Interval:
+    """95% percentile interval of ``statistic`` resampling each group with replacement."""
+    values = [statistic([g[rng.integers(len(g), size=len(g))] for g in groups]) for _ in range(n)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return Interval(float(statistic(groups)), float(low), float(high))
+
+
+def _mean_of_means(groups: list[np.ndarray]) -> float:
+    return float(np.mean([g.mean() for g in groups]))
+
+
+def image_grid(images: np.ndarray, columns: int, scale: int = 1) -> np.ndarray:
+    """Tile uint8 images (N, H, W, 3) into one (rows*H, columns*W, 3) image, upscaled by ``scale``."""
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    grid = np.zeros((rows * h, columns * w, c), np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = image
+    return grid.repeat(scale, 0).repeat(scale, 1)
+
+
+@torch.no_grad()
+def evaluate(
+    policy_or_generator: Generator | Policy | str,
+    suite: str,
+    images_per_prompt: int = 4,
+    seed: int = 0,
+    reward: str | rewards.RewardModel | Callable = "scene",
+    sampling: SamplingConfig | None = None,
+    max_prompts: int | None = None,
+    batch_size: int = 256,
+    grid_path: str | Path | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Sample ``images_per_prompt`` images per suite prompt and score them.
+
+    Args:
+        policy_or_generator: A generator, a generator name, or a shapes policy.
+        suite: Suite name (see :data:`cotimage.suites.NAMES`).
+        images_per_prompt: Images sampled per prompt (GenEval uses 4).
+        seed: Seeds sampling and the bootstrap: the same seed gives the same result.
+        reward: Reward name, model or callable.
+        sampling: Sampling configuration; default: the generator's own.
+        max_prompts: Evaluate on the first ``max_prompts`` prompts of each category only.
+        batch_size: Images sampled per batch.
+        grid_path: Write a PNG grid of the first 16 prompts' samples here.
+        progress: Show a progress bar.
+    """
+    if images_per_prompt < 1:
+        raise ValueError(f"images_per_prompt={images_per_prompt} must be >= 1")
+    generator = as_generator(policy_or_generator)
+    rm = rewards.make(reward)
+    records = suites.load(suite)
+    if max_prompts is not None:
+        kept: dict[str, list] = {}
+        for r in records:
+            if len(kept.setdefault(r.category, [])) < max_prompts:
+                kept[r.category].append(r)
+        records = [r for group in kept.values() for r in group]
+    prompts = [r for r in records for _ in range(images_per_prompt)]
+    torch_rng = torch.Generator().manual_seed(seed)
+    was_training = generator.policy.training
+    generator.policy.eval()
+    scores, grid_images = [], []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=f"eval {suite}", disable=not progress, unit="batch"):
+        batch = prompts[start : start + batch_size]
+        encoded = generator.encode_prompts([r.text for r in batch])
+        tokens = generator.policy.sample(encoded, sampling or generator.default_sampling, torch_rng).tokens
+        images = generator.decode(tokens)
+        scores.append(rm(images, batch))
+        if grid_path is not None and start < 16 * images_per_prompt:
+            grid_images.append(images)
+    generator.policy.train(was_training)
+    per_image = np.concatenate(scores).reshape(len(records), images_per_prompt)
+    by_category: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_category.setdefault(r.category, []).append(i)
+    rng = np.random.default_rng(seed)
+    groups = {c: per_image[rows].mean(1) for c, rows in by_category.items()}
+    categories = {c: stratified_bootstrap([g], _mean_of_means, rng) for c, g in groups.items()}
+    overall = stratified_bootstrap(list(groups.values()), _mean_of_means, rng)
+    if grid_path is not None:
+        from PIL import Image
+
+        grid = image_grid(np.concatenate(grid_images)[: 16 * images_per_prompt], images_per_prompt * 4, scale=4)
+        Image.fromarray(grid).save(grid_path)
+    return EvalResult(suite, rm.name, overall, categories, per_image)

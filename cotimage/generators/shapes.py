@@ -1,0 +1,270 @@
+"""The shapes base generator: a small decoder-only transformer over [prompt words, image tokens].
+
+Sequence layout (fixed positions, so rows of a batch stay aligned)::
+
+    [BOS, w_1 .. w_n, PAD ..]   [BOI]   [t_0 .. t_62]
+     \\___ P prompt slots ___/    P      P+1 .. P+63
+
+The hidden state at position ``P + i`` predicts image token ``t_i``. Padding is masked
+out of attention; BOS is always present, so the unconditional prompt used for
+classifier-free guidance is ``[BOS, PAD ..]`` (the model is trained with prompt dropout).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cotimage.generators.base import (
+    DecodeState,
+    Generator,
+    Policy,
+    PromptBatch,
+    SamplingConfig,
+    TokenScores,
+    check_prompts,
+    process_logits,
+)
+from cotimage.shapes.grammar import VOCABULARY, words
+from cotimage.shapes.vq import PatchVQ
+
+ASSET = Path(__file__).resolve().parents[1] / "assets" / "shapes_generator.safetensors"
+SPECIALS = ("<pad>", "<bos>", "<unk>")
+PAD, BOS, UNK = range(3)
+
+
+class WordTokenizer:
+    """Closed-vocabulary word tokenizer: the grammar's words; anything else is ``<unk>``."""
+
+    def __init__(self, max_words: int = 40) -> None:
+        self.vocab = [*SPECIALS, *VOCABULARY]
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+        self.max_words = max_words
+
+    @property
+    def max_tokens(self) -> int:
+        return self.max_words + 1  # BOS
+
+    def __call__(self, prompts: list[str]) -> PromptBatch:
+        check_prompts(prompts)
+        ids = torch.full((len(prompts), self.max_tokens), PAD, dtype=torch.long)
+        ids[:, 0] = BOS
+        for row, text in enumerate(prompts):
+            tokens = words(text)
+            if len(tokens) > self.max_words:
+                raise ValueError(
+                    f"prompt has {len(tokens)} words, over the limit max_prompt_words={self.max_words}: {text!r}"
+                )
+            ids[row, 1 : 1 + len(tokens)] = torch.tensor([self.index.get(w, UNK) for w in tokens], dtype=torch.long)
+        return PromptBatch(ids, ids != PAD, tuple(prompts))
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """Architecture of the shapes policy (stored with its weights)."""
+
+    text_vocab: int = len(SPECIALS) + len(VOCABULARY)
+    prompt_tokens: int = 41
+    codebook_size: int = 256
+    image_tokens: int = 64
+    d_model: int = 192
+    layers: int = 4
+    heads: int = 4
+    ff: int = 768
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block whose attention can read and write a KV cache."""
+
+    def __init__(self, cfg: ShapesConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.ff), nn.GELU(), nn.Linear(cfg.ff, cfg.d_model))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: tuple | None = None, start: int = 0) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:  # write this chunk's keys/values, attend to everything so far
+            keys, values = cache
+            keys[:, :, start : start + t], values[:, :, start : start + t] = k, v
+            k, v = keys[:, :, : start + t], values[:, :, : start + t]
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.proj(attn.transpose(1, 2).reshape(b, t, d))
+        return x + self.ff(self.ln2(x))
+
+
+class ShapesPolicy(Policy):
+    """The shapes generator's transformer, with an optional value head on the shared trunk."""
+
+    def __init__(self, cfg: ShapesConfig = ShapesConfig(), value_head: bool = False) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_image_tokens, self.codebook_size = cfg.image_tokens, cfg.codebook_size
+        self.text_embed = nn.Embedding(cfg.text_vocab, cfg.d_model)
+        self.image_embed = nn.Embedding(cfg.codebook_size, cfg.d_model)
+        self.boi = nn.Parameter(torch.zeros(cfg.d_model))
+        self.pos_embed = nn.Parameter(torch.zeros(cfg.prompt_tokens + cfg.image_tokens, cfg.d_model))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.codebook_size)
+        self.value_head = nn.Linear(cfg.d_model, 1) if value_head else None
+        nn.init.normal_(self.pos_embed, std=0.02)
+
+    @property
+    def has_value_head(self) -> bool:
+        return self.value_head is not None
+
+    # -- building blocks -------------------------------------------------------------------
+    def _rows(self, prompts: PromptBatch, guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt ids and key mask, with unconditional rows appended when guided."""
+        ids, mask = prompts.ids.to(self.boi.device), prompts.mask.to(self.boi.device)
+        if ids.shape[1] != self.cfg.prompt_tokens:
+            raise ValueError(f"prompts must be encoded to {self.cfg.prompt_tokens} tokens, got {ids.shape[1]}")
+        if guided:
+            empty = torch.full_like(ids, PAD)
+            empty[:, 0] = BOS
+            ids, mask = torch.cat([ids, empty]), torch.cat([mask, empty != PAD])
+        return ids, mask
+
+    def _prefix(self, ids: torch.Tensor) -> torch.Tensor:
+        boi = self.boi.expand(len(ids), 1, -1)
+        return torch.cat([self.text_embed(ids), boi], 1) + self.pos_embed[: ids.shape[1] + 1]
+
+    def _outputs(self, h: torch.Tensor, rows: int, sampling: SamplingConfig):
+        """Final hidden states -> (log-probs, values) for the first ``rows`` (conditional) rows."""
+        h = self.ln_f(h)
+        logits = self.head(h)
+        uncond = logits[rows:] if sampling.guided else None
+        values = self.value_head(h[:rows]).squeeze(-1) if self.value_head is not None else None
+        return process_logits(logits[:rows], uncond, sampling), values
+
+    # -- the Policy contract -----------------------------------------------------------------
+    def start(self, prompts: PromptBatch, sampling: SamplingConfig) -> DecodeState:
+        ids, key_mask = self._rows(prompts, sampling.guided)
+        rows, p = len(ids), self.cfg.prompt_tokens
+        total = p + self.cfg.image_tokens
+        head_dim = self.cfg.d_model // self.cfg.heads
+        cache = [
+            tuple(torch.empty(rows, self.cfg.heads, total, head_dim, device=ids.device) for _ in range(2))
+            for _ in self.blocks
+        ]
+        key_mask = torch.cat([key_mask, key_mask.new_ones(rows, self.cfg.image_tokens)], 1)
+        causal = torch.ones(p + 1, p + 1, dtype=torch.bool, device=ids.device).tril()
+        x = self._prefix(ids)
+        for block, kv in zip(self.blocks, cache):
+            x = block(x, causal & key_mask[:, None, None, : p + 1], kv, 0)
+        log_probs, values = self._outputs(x[:, -1], len(prompts), sampling)
+        return DecodeState(log_probs, values, 0, sampling, {"kv": cache, "key_mask": key_mask})
+
+    def advance(self, state: DecodeState, tokens: torch.Tensor) -> DecodeState:
+        self.check_tokens(tokens)
+        if state.step + 1 >= self.cfg.image_tokens:
+            raise ValueError(f"all {self.cfg.image_tokens - 1} tokens that condition a next token were fed already")
+        rows = len(state.log_probs)
+        if tokens.shape != (rows,):
+            raise ValueError(f"tokens must have shape ({rows},), got {tuple(tokens.shape)}")
+        position = self.cfg.prompt_tokens + 1 + state.step
+        tokens = tokens.to(self.boi.device)
+        if state.sampling.guided:
+            tokens = torch.cat([tokens, tokens])
+        x = (self.image_embed(tokens) + self.pos_embed[position])[:, None]
+        mask = state.cache["key_mask"][:, None, None, : position + 1]
+        for block, kv in zip(self.blocks, state.cache["kv"]):
+            x = block(x, mask, kv, position)
+        state.log_probs, state.values = self._outputs(x[:, 0], rows, state.sampling)
+        state.step += 1
+        return state
+
+    def score_tokens(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> TokenScores:
+        self.check_tokens(tokens)
+        if tokens.ndim != 2 or tokens.shape[0] != len(prompts) or not 0 < tokens.shape[1] <= self.cfg.image_tokens:
+            raise ValueError(
+                f"tokens must have shape ({len(prompts)}, T) with 0 < T <= {self.cfg.image_tokens}, got {tuple(tokens.shape)}"
+            )
+        ids, key_mask = self._rows(prompts, sampling.guided)
+        tokens = tokens.to(ids.device)
+        fed = tokens[:, :-1].repeat(2, 1) if sampling.guided else tokens[:, :-1]
+        p, t = self.cfg.prompt_tokens, tokens.shape[1]
+        x = torch.cat([self._prefix(ids), self.image_embed(fed) + self.pos_embed[p + 1 : p + t]], 1)
+        length = p + t
+        key_mask = torch.cat([key_mask, key_mask.new_ones(len(ids), t)], 1)
+        mask = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril() & key_mask[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, mask)
+        log_probs, values = self._outputs(x[:, p:], len(prompts), sampling)
+        entropy = -(log_probs.exp() * log_probs.masked_fill(log_probs.isinf(), 0)).sum(-1)
+        return TokenScores(log_probs.gather(-1, tokens[..., None]).squeeze(-1), entropy, values)
+
+    def frozen_reference(self) -> ShapesPolicy:
+        reference = copy.deepcopy(self)
+        reference.value_head = None
+        return reference.requires_grad_(False).eval()
+
+    # -- weights -----------------------------------------------------------------------------
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float16) -> None:
+        """Write the weights (fp16 by default) and architecture to one safetensors file."""
+        tensors = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
+        save_file(tensors, str(path), metadata={"config": json.dumps(asdict(self.cfg))})
+
+    @classmethod
+    def load(cls, path: str | Path = ASSET, value_head: bool = False) -> ShapesPolicy:
+        """Load weights in float32; a fresh zero-initialised value head if asked and absent."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no shapes generator weights at {path}; run scripts/train_generator.py")
+        with safe_open(str(path), "pt") as f:
+            cfg = ShapesConfig(**json.loads(f.metadata()["config"]))
+        policy = cls(cfg, value_head=value_head)
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        if value_head and "value_head.weight" not in state:
+            nn.init.zeros_(policy.value_head.weight)
+            nn.init.zeros_(policy.value_head.bias)
+            state = {**state, **{f"value_head.{k}": v for k, v in policy.value_head.state_dict().items()}}
+        state = {k: v for k, v in state.items() if value_head or not k.startswith("value_head.")}
+        policy.load_state_dict(state)
+        return policy
+
+
+class ShapesGenerator(Generator):
+    """The embedded default generator: :class:`ShapesPolicy` + :class:`WordTokenizer` + :class:`PatchVQ`.
+
+    Args:
+        weights: Policy weights; by default the shipped ones.
+        value_head: Add a value head on the trunk (for PPO).
+        policy: Use this policy instead of loading weights (e.g. an untrained one in tests).
+    """
+
+    def __init__(
+        self, weights: str | Path | None = None, value_head: bool = False, policy: ShapesPolicy | None = None
+    ) -> None:
+        self.policy = policy if policy is not None else ShapesPolicy.load(weights or ASSET, value_head=value_head)
+        self.tokenizer = WordTokenizer(self.policy.cfg.prompt_tokens - 1)
+        self.vq = PatchVQ.load()
+        if self.vq.codebook_size != self.policy.codebook_size or self.vq.num_tokens != self.policy.num_image_tokens:
+            raise ValueError("the policy's codebook size or token count does not match the tokenizer's")
+        self.max_prompt_tokens = self.tokenizer.max_words
+
+    @property
+    def image_size(self) -> int:
+        return self.vq.image_size
+
+    def encode_prompts(self, prompts: list[str]) -> PromptBatch:
+        return self.tokenizer(prompts)
+
+    def encode_images(self, images: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(self.vq.encode(np.asarray(images)))
+
+    def decode(self, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
+        return self.vq.decode(np.asarray(torch.as_tensor(tokens).cpu()))

@@ -1,0 +1,54 @@
+"""The reward-model contract: ``rm(images, prompts) -> float32 scores``, one per image."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+class RewardModel(ABC):
+    """Scores images against prompts.
+
+    Subclasses implement :meth:`score`; calling the model checks inputs and outputs, so
+    every reward fails the same clear way on bad input.
+
+    Attributes:
+        name: Registry name, used in logs and error messages.
+        range: ``(low, high)`` bounds of the score (documented, and checked on output).
+    """
+
+    name: str = "reward"
+    range: tuple[float, float] = (-np.inf, np.inf)
+
+    @abstractmethod
+    def score(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:
+        """uint8 images (B, H, W, 3) and B prompts (strings or suite records) -> (B,) scores."""
+
+    def details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
+        """Scores and per-image details ({} unless the reward explains itself, as ``scene`` does)."""
+        return self.score(images, prompts), [{} for _ in range(len(images))]
+
+    def __call__(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:
+        return self.score_with_details(images, prompts)[0]
+
+    def score_with_details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
+        """Checked scores (float32, finite, one per image) and per-image details."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"reward {self.name!r}: images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}")
+        if isinstance(prompts, str) or len(prompts) != len(images):
+            got = "a string" if isinstance(prompts, str) else f"{len(prompts)} prompts"
+            raise ValueError(f"reward {self.name!r}: expected {len(images)} prompts (one per image), got {got}")
+        scores, details = self.details(images, prompts)
+        scores = np.asarray(scores, dtype=np.float32)
+        if scores.shape != (len(images),):
+            raise ValueError(f"reward {self.name!r} returned shape {scores.shape}, expected ({len(images)},)")
+        if not np.isfinite(scores).all():
+            raise ValueError(f"reward {self.name!r} returned non-finite scores: {scores}")
+        return scores, details
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, range={self.range})"
