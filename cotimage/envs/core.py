@@ -1,0 +1,204 @@
+"""Batched episode logic shared by :class:`CotImageEnv` and :class:`CotImageVectorEnv`.
+
+One episode is one image: ``num_image_tokens`` steps, each choosing the next image token.
+Every row of a batch is always at the same step, because every episode has the same length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from cotimage import generators, rewards, suites
+from cotimage.generators import Generator
+from cotimage.suites import PromptRecord
+
+#: The value of an image-token slot that has not been drawn yet.
+NOT_DRAWN = -1
+
+
+def custom_record(text: str) -> PromptRecord | str:
+    """A user's prompt as a record when the shapes grammar parses it, else the bare text."""
+    from cotimage.shapes import parse
+
+    try:
+        return PromptRecord(text, "custom", "custom", parse(text))
+    except ValueError:
+        return text
+
+
+def text_of(prompt: PromptRecord | str) -> str:
+    return prompt if isinstance(prompt, str) else prompt.text
+
+
+class EpisodeBatch:
+    """The state of ``n`` episodes: prompts, tokens drawn so far, shaping potentials.
+
+    Args:
+        n: Number of episodes stepped together.
+        generator: Generator name or instance (decodes tokens, encodes prompts).
+        reward: Reward name, model or callable ``f(images, prompts) -> scores``.
+        suite: Suite that ``reset`` samples prompts from.
+        process_reward_every: Add potential-based shaping every this many token rows
+            (``None`` for terminal reward only).
+        process_reward_coef: Scale of the shaping potential.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        generator: str | Generator = "shapes",
+        reward: str | rewards.RewardModel | Callable = "scene",
+        suite: str = "shapes/compbench-train",
+        process_reward_every: int | None = None,
+        process_reward_coef: float = 1.0,
+    ) -> None:
+        self.generator = generators.load(generator) if isinstance(generator, str) else generator
+        if not isinstance(self.generator, Generator):
+            raise ValueError(f"generator must be a name in {generators.names()} or a Generator, got {generator!r}")
+        self.reward = rewards.make(reward)
+        self.records = suites.load(suite)
+        self.suite = suite
+        self.length = self.generator.num_image_tokens
+        self.row = int(round(self.length**0.5))
+        if process_reward_every is not None and not (
+            isinstance(process_reward_every, int) and 1 <= process_reward_every < self.row
+        ):
+            raise ValueError(f"process_reward_every={process_reward_every!r} must be None or an int in [1, {self.row})")
+        self.shaping_interval = None if process_reward_every is None else process_reward_every * self.row
+        self.shaping_coef = float(process_reward_coef)
+        self.n = n
+        side = self.generator.image_size
+        #: Token shown in undrawn slots of partial images: the encoding of a black patch.
+        self.blank = int(self.generator.encode_images(np.zeros((1, side, side, 3), np.uint8))[0, 0])
+        self.prompts: list[PromptRecord | str] = []
+        self.prompt_ids = np.zeros((n, self.generator.max_prompt_tokens + 1), np.int64)
+        self.tokens = np.full((n, self.length), NOT_DRAWN, np.int64)
+        self.step_index = 0
+        self.potential = np.zeros(n, np.float32)
+        self.done = True
+
+    # -- spaces --------------------------------------------------------------------------------
+    def observation_space(self) -> spaces.Dict:
+        """Single-episode observation space: integer Boxes only, so SB3 does not one-hot them."""
+        vocab = self._prompt_vocab()
+        width = self.prompt_ids.shape[1]
+        return spaces.Dict(
+            {
+                "prompt": spaces.Box(0, vocab - 1, (width,), np.int64),
+                "image_tokens": spaces.Box(NOT_DRAWN, self.generator.codebook_size - 1, (self.length,), np.int64),
+                "step": spaces.Box(0, self.length, (1,), np.int64),
+            }
+        )
+
+    def _prompt_vocab(self) -> int:
+        tokenizer = getattr(self.generator, "tokenizer", None)
+        return len(tokenizer.vocab) if hasattr(tokenizer, "vocab") else int(np.iinfo(np.int32).max)
+
+    def observation(self) -> dict[str, np.ndarray]:
+        return {
+            "prompt": self.prompt_ids.copy(),
+            "image_tokens": self.tokens.copy(),
+            "step": np.full((self.n, 1), self.step_index, np.int64),
+        }
+
+    # -- transitions ---------------------------------------------------------------------------
+    def sample_prompts(self, rng: np.random.Generator, group_size: int = 1) -> list[PromptRecord]:
+        """``n / group_size`` suite prompts drawn with ``rng``, each repeated ``group_size`` times."""
+        picks = rng.integers(len(self.records), size=self.n // group_size)
+        return [self.records[i] for i in picks for _ in range(group_size)]
+
+    def resolve(self, options: dict[str, Any] | None, rng: np.random.Generator) -> list[PromptRecord | str]:
+        """Prompts for the next episodes from reset ``options`` (see the env docstrings)."""
+        options = dict(options or {})
+        unknown = set(options) - {"prompt", "prompts", "index", "indices", "group_size"}
+        if unknown:
+            raise ValueError(f"reset options {sorted(unknown)} are unknown; allowed: prompt, prompts, index, indices, group_size")
+        group = options.get("group_size", 1)
+        if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1 or self.n % group:
+            raise ValueError(f"group_size={group!r} must be a positive int dividing num_envs={self.n}")
+        given = [options[k] for k in ("prompt", "prompts", "index", "indices") if k in options]
+        if len(given) > 1:
+            raise ValueError("pass at most one of the reset options prompt, prompts, index, indices")
+        if not given:
+            return self.sample_prompts(rng, group)
+        chosen = given[0]
+        if "prompt" in options or "index" in options:
+            chosen = [chosen]
+        if isinstance(chosen, (str, int, np.integer, PromptRecord)) or len(chosen) * group != self.n:
+            count = 1 if isinstance(chosen, (str, int, np.integer, PromptRecord)) else len(chosen)
+            raise ValueError(f"reset got {count} prompts x group_size {group}; need num_envs={self.n} in all")
+        prompts = [self._prompt(p) for p in chosen]
+        return [p for p in prompts for _ in range(group)]
+
+    def _prompt(self, value: Any) -> PromptRecord | str:
+        if isinstance(value, PromptRecord):
+            return value
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            if not 0 <= value < len(self.records):
+                raise ValueError(f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts")
+            return self.records[int(value)]
+        if isinstance(value, str):
+            return custom_record(value)
+        raise ValueError(f"a prompt must be a string, a PromptRecord or a suite index, got {type(value).__name__}")
+
+    def start(self, prompts: Sequence[PromptRecord | str]) -> None:
+        encoded = self.generator.encode_prompts([text_of(p) for p in prompts])  # raises over the limit
+        self.prompts = list(prompts)
+        self.prompt_ids[:] = encoded.ids.numpy()
+        self.tokens[:] = NOT_DRAWN
+        self.step_index = 0
+        self.done = False
+        self.potential[:] = self._potential() if self.shaping_interval else 0.0
+
+    def act(self, actions: np.ndarray) -> tuple[np.ndarray, bool, list[dict]]:
+        """Append one token per row; returns rewards (n,), whether the images are complete, infos."""
+        if self.done:
+            raise RuntimeError("the episode is over (or was never started): call reset() before step()")
+        self.tokens[:, self.step_index] = self.check_actions(actions)
+        self.step_index += 1
+        rewards_ = np.zeros(self.n, np.float32)
+        infos: list[dict] = [{} for _ in range(self.n)]
+        if self.step_index == self.length:
+            images = self.generator.decode(self.tokens)
+            scores, details = self.reward.score_with_details(images, self.prompts)
+            # Potential-based shaping with the terminal potential 0: the shaped return is the
+            # score minus the start potential, which the policy cannot change (Ng et al., 1999).
+            rewards_ += scores - self.shaping_coef * self.potential
+            for i, info in enumerate(infos):
+                prompt = self.prompts[i]
+                info.update(
+                    image=images[i],
+                    prompt=text_of(prompt),
+                    category=getattr(prompt, "category", None),
+                    score=float(scores[i]),
+                    reward_details=details[i],
+                )
+            self.done = True
+        elif self.shaping_interval and self.step_index % self.shaping_interval == 0:
+            potential = self._potential()
+            rewards_ += self.shaping_coef * (potential - self.potential)
+            self.potential = potential
+        return rewards_, self.done, infos
+
+    def check_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions)
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"actions must be integer token ids, got dtype {array.dtype}")
+        if array.shape != (self.n,):
+            raise ValueError(f"actions must have shape ({self.n},), got {array.shape}")
+        limit = self.generator.codebook_size
+        if array.min() < 0 or array.max() >= limit:
+            raise ValueError(f"actions must be token ids in [0, {limit}) (codebook_size={limit}), got {array.tolist()}")
+        return array.astype(np.int64)
+
+    # -- images --------------------------------------------------------------------------------
+    def partial_images(self) -> np.ndarray:
+        """Decode the tokens drawn so far, with undrawn slots shown as background."""
+        return self.generator.decode(np.where(self.tokens == NOT_DRAWN, self.blank, self.tokens))
+
+    def _potential(self) -> np.ndarray:
+        return self.reward(self.partial_images(), self.prompts)
