@@ -46,7 +46,12 @@ def main() -> None:
     unique = torch.unique(points, dim=0)  # renders repeat patches: cluster distinct ones, weighted alike
     codebook = kmeans(unique, min(args.codebook_size, len(unique)), args.iterations, generator)
     if len(codebook) < args.codebook_size:  # fewer distinct patches than codes: repeat to the asked size
-        codebook = torch.cat([codebook, codebook[torch.randint(len(codebook), (args.codebook_size - len(codebook),), generator=generator)]])
+        codebook = torch.cat(
+            [
+                codebook,
+                codebook[torch.randint(len(codebook), (args.codebook_size - len(codebook),), generator=generator)],
+            ]
+        )
     vq = PatchVQ(codebook)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     vq.save(args.out)

@@ -116,7 +116,9 @@ class EpisodeBatch:
         options = dict(options or {})
         unknown = set(options) - {"prompt", "prompts", "index", "indices", "group_size"}
         if unknown:
-            raise ValueError(f"reset options {sorted(unknown)} are unknown; allowed: prompt, prompts, index, indices, group_size")
+            raise ValueError(
+                f"reset options {sorted(unknown)} are unknown; allowed: prompt, prompts, index, indices, group_size"
+            )
         group = options.get("group_size", 1)
         if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1 or self.n % group:
             raise ValueError(f"group_size={group!r} must be a positive int dividing num_envs={self.n}")
@@ -139,7 +141,9 @@ class EpisodeBatch:
             return value
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             if not 0 <= value < len(self.records):
-                raise ValueError(f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts")
+                raise ValueError(
+                    f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts"
+                )
             return self.records[int(value)]
         if isinstance(value, str):
             return custom_record(value)

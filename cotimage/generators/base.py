@@ -49,7 +49,9 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ValueError(f"temperature={self.temperature} must be > 0")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+        if self.top_k is not None and (
+            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
+        ):
             raise ValueError(f"top_k={self.top_k!r} must be None or an int >= 1")
         if not np.isfinite(self.cfg_weight) or self.cfg_weight < 0:
             raise ValueError(f"cfg_weight={self.cfg_weight} must be a finite number >= 0")
@@ -148,7 +150,9 @@ class Policy(nn.Module, ABC):
     def frozen_reference(self) -> Policy:
         """A frozen copy for KL penalties: no value head, no gradients, eval mode."""
 
-    def log_prob(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig | None = None) -> torch.Tensor:
+    def log_prob(
+        self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig | None = None
+    ) -> torch.Tensor:
         """(B, T) log-probabilities of ``tokens`` under ``sampling`` (default: unguided)."""
         return self.score_tokens(prompts, tokens, sampling or SamplingConfig()).log_probs
 
@@ -157,7 +161,9 @@ class Policy(nn.Module, ABC):
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long:
             raise ValueError(f"tokens must be an int64 tensor, got {getattr(tokens, 'dtype', type(tokens))}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.codebook_size):
-            raise ValueError(f"tokens must lie in [0, {self.codebook_size}), got [{int(tokens.min())}, {int(tokens.max())}]")
+            raise ValueError(
+                f"tokens must lie in [0, {self.codebook_size}), got [{int(tokens.min())}, {int(tokens.max())}]"
+            )
 
     @torch.no_grad()
     def sample(

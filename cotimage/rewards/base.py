@@ -38,7 +38,9 @@ class RewardModel(ABC):
         """Checked scores (float32, finite, one per image) and per-image details."""
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"reward {self.name!r}: images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"reward {self.name!r}: images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}"
+            )
         if isinstance(prompts, str) or len(prompts) != len(images):
             got = "a string" if isinstance(prompts, str) else f"{len(prompts)} prompts"
             raise ValueError(f"reward {self.name!r}: expected {len(images)} prompts (one per image), got {got}")

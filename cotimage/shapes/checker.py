@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from cotimage.shapes.render import relation_holds, shape_mask
-from cotimage.shapes.spec import BACKGROUND, COLORS, SHAPES, SIZES, SceneSpec
+from cotimage.shapes.spec import BACKGROUND, COLORS, SHAPES, SIZES
 
 #: Components smaller than this many pixels are noise, not objects.
 MIN_AREA = 12

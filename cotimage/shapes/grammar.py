@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cotimage.shapes.spec import COLORS, SHAPES, SIZES, ObjectSpec, Relation, SceneSpec
+from cotimage.shapes.spec import COLORS, SHAPES, ObjectSpec, Relation, SceneSpec
 
 COUNT_PHRASES = {1: ("a", "one", "a single"), 2: ("two", "a pair of"), 3: ("three",), 4: ("four",)}
 SIZE_PHRASES = {"small": ("small", "little", "tiny"), "large": ("large", "big")}

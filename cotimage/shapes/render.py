@@ -9,7 +9,7 @@ each other, so the checker can tell them apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -25,7 +25,7 @@ _PLACEMENT_TRIES = 64
 _LAYOUT_TRIES = 200
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_mask(shape: str, side: int) -> np.ndarray:
     """Boolean ``side x side`` mask of a shape, as drawn and as the checker's template."""
     if shape not in SHAPES:

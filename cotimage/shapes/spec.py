@@ -8,8 +8,11 @@ matching exact, as GenEval's two-object prompts name two different classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 #: Named colours and the RGB value the renderer paints them with. Far apart in RGB so a
 #: blurred or noisy pixel still lands nearest to its own colour.
@@ -39,7 +42,8 @@ MAX_COUNT = 4
 
 def _require(field_name: str, value: Any, allowed) -> None:
     if value not in allowed:
-        raise ValueError(f"{field_name}={value!r} is not allowed; choose one of {sorted(allowed)}")
+        choices = sorted(allowed, key=lambda v: (v is None, v))  # None (colour/size "any") sorts last
+        raise ValueError(f"{field_name}={value!r} is not allowed; choose one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class SceneSpec:
             raise ValueError(f"objects must name different shapes, got {shapes}")
         pairs = set()
         for rel in self.relations:
+            if not isinstance(rel, Relation):
+                raise ValueError(f"relations must hold Relation items, got {type(rel).__name__}")
             for name in ("subject", "object"):
                 index = getattr(rel, name)
                 _require(f"relation.{name}", index, range(len(self.objects)))
@@ -141,6 +147,8 @@ class SceneSpec:
             raise ValueError(f"spec has unknown keys {sorted(unknown)}; allowed: ['objects', 'relations']")
         objects = []
         for item in data["objects"]:
+            if not isinstance(item, dict):
+                raise ValueError(f"object must be a dict with keys shape, color, size, count; got {item!r}")
             extra = set(item) - {"shape", "color", "size", "count"}
             if extra:
                 raise ValueError(f"object has unknown keys {sorted(extra)}; allowed: shape, color, size, count")
@@ -149,7 +157,117 @@ class SceneSpec:
             objects.append(ObjectSpec(**item))
         relations = []
         for rel in data.get("relations", []):
-            if len(rel) != 3:
+            if not isinstance(rel, (list, tuple)) or len(rel) != 3:
                 raise ValueError(f"relation must be [subject, relation, object], got {rel!r}")
             relations.append(Relation(*rel))
         return cls(tuple(objects), tuple(relations))
+
+
+#: The kinds of minimal alteration :func:`alterations` makes.
+ALTERATION_KINDS: tuple[str, ...] = ("color", "shape", "count", "relation")
+
+
+@dataclass(frozen=True)
+class Alteration:
+    """A minimal change to a scene spec: one attribute of one group, or one relation.
+
+    Attributes:
+        kind: One of :data:`ALTERATION_KINDS`.
+        spec: The altered spec.
+        change: What changed, for messages, e.g. ``"circle color red -> blue"``.
+    """
+
+    kind: str
+    spec: SceneSpec
+    change: str
+
+
+def alterations(spec: SceneSpec) -> list[Alteration]:
+    """Every minimal alteration of ``spec`` that is a valid spec, in a fixed order.
+
+    An image that satisfies ``spec`` contradicts each of them, so a checker should reject
+    it against any of them (tests and ``benchmarks/world.py`` measure that):
+
+    - ``color``: a group that names a colour gets another colour;
+    - ``shape``: a group gets a shape that no group of ``spec`` names;
+    - ``count``: a group in no relation gets another count in 1..:data:`MAX_COUNT`;
+    - ``relation``: a relation becomes its opposite (:data:`OPPOSITE_RELATION`). "left
+      of" and "above" can hold together, so the opposite is the smallest change that
+      surely contradicts the original.
+
+    Some alterations may ask for a scene no layout can draw (too many objects);
+    :func:`alter` leaves those out.
+    """
+    out: list[Alteration] = []
+    objects = spec.objects
+    used = {obj.shape for obj in objects}
+    related = {i for rel in spec.relations for i in (rel.subject, rel.object)}
+
+    def group(i: int, **changes: Any) -> SceneSpec:
+        altered = list(objects)
+        altered[i] = replace(objects[i], **changes)
+        return SceneSpec(tuple(altered), spec.relations)
+
+    for i, obj in enumerate(objects):
+        if obj.color is not None:
+            out += [
+                Alteration("color", group(i, color=c), f"{obj.shape} color {obj.color} -> {c}")
+                for c in COLORS
+                if c != obj.color
+            ]
+    for i, obj in enumerate(objects):
+        out += [
+            Alteration("shape", group(i, shape=s), f"{obj.shape} shape -> {s}") for s in SHAPES if s not in used
+        ]
+    for i, obj in enumerate(objects):
+        if i not in related:
+            out += [
+                Alteration("count", group(i, count=n), f"{obj.shape} count {obj.count} -> {n}")
+                for n in range(1, MAX_COUNT + 1)
+                if n != obj.count
+            ]
+    for k, rel in enumerate(spec.relations):
+        flipped = list(spec.relations)
+        flipped[k] = replace(rel, relation=OPPOSITE_RELATION[rel.relation])
+        change = f"relation {rel.subject} {rel.relation} {rel.object} -> {flipped[k].relation}"
+        out.append(Alteration("relation", SceneSpec(objects, tuple(flipped)), change))
+    return out
+
+
+def alter(spec: SceneSpec, rng: np.random.Generator | int | None = None) -> Alteration:
+    """A random minimal alteration of ``spec`` (see :func:`alterations`) that can be drawn.
+
+    Draws a kind uniformly among the kinds ``spec`` admits, then one alteration of that
+    kind (another kind if none of that kind can be drawn). Count and relation
+    alterations are kept only if the renderer lays them out (one attempt from a fixed
+    seed, so the outcome depends on the spec alone); colour and shape alterations do not
+    change what a layout needs.
+
+    Raises:
+        ValueError: if ``spec`` has no drawable alteration.
+    """
+    rng = np.random.default_rng(rng)
+    by_kind: dict[str, list[Alteration]] = {}
+    for alteration in alterations(spec):
+        by_kind.setdefault(alteration.kind, []).append(alteration)
+    kinds = list(by_kind)
+    for k in rng.permutation(len(kinds)):
+        candidates = by_kind[kinds[k]]
+        for j in rng.permutation(len(candidates)):
+            alteration = candidates[j]
+            if alteration.kind in ("count", "relation") and not _drawable(alteration.spec):
+                continue
+            return alteration
+    raise ValueError(f"spec has no drawable alteration: {spec}")
+
+
+@lru_cache(maxsize=4096)
+def _drawable(spec: SceneSpec) -> bool:
+    """Whether the renderer lays ``spec`` out from a fixed seed (cached: a failed layout is slow)."""
+    from cotimage.shapes.render import layout
+
+    try:
+        layout(spec, np.random.default_rng(0))
+    except ValueError:
+        return False
+    return True

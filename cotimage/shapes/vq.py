@@ -63,7 +63,9 @@ class PatchVQ(nn.Module):
         x = torch.as_tensor(images)
         shape = (self.image_size, self.image_size, 3)
         if x.ndim != 4 or tuple(x.shape[1:]) != shape or x.dtype != torch.uint8:
-            raise ValueError(f"images must be uint8 of shape (B, {', '.join(map(str, shape))}), got {x.dtype} {tuple(x.shape)}")
+            raise ValueError(
+                f"images must be uint8 of shape (B, {', '.join(map(str, shape))}), got {x.dtype} {tuple(x.shape)}"
+            )
         patches = self.patches(x.to(self.codebook.device))
         tokens = torch.cdist(patches, self.codebook.expand(len(patches), -1, -1)).argmin(-1)
         return tokens.cpu().numpy() if isinstance(images, np.ndarray) else tokens

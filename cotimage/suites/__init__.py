@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
+from pathlib import Path
 
 from cotimage.shapes.spec import SceneSpec
-from pathlib import Path
 
 DATA_DIR = Path(__file__).parent / "data"
 SUITE_VERSION = 1
@@ -42,7 +42,7 @@ class PromptRecord:
     spec: SceneSpec
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> tuple[PromptRecord, ...]:
     with open(suite_path(name)) as f:
         rows = [json.loads(line) for line in f]

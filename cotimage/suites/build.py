@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+
 import numpy as np
 
 from cotimage.shapes.grammar import describe
 from cotimage.shapes.render import layout
+from cotimage.shapes.spec import COLORS, MAX_COUNT, RELATIONS, SHAPES, SIZES, ObjectSpec, Relation, SceneSpec
 from cotimage.suites import suite_path
-from cotimage.shapes.spec import MAX_COUNT, COLORS, RELATIONS, SHAPES, SIZES, ObjectSpec, Relation, SceneSpec
 
 #: Colour-shape compositions that no compbench prompt names (9 of 35, about 26%).
 HELD_OUT: frozenset[tuple[str, str]] = frozenset(
@@ -77,7 +78,9 @@ def _compbench_spec(category: str, rng: np.random.Generator) -> SceneSpec:
         )
     if category == "complex":
         shapes = _pick(rng, SHAPES, 3)
-        objects = [ObjectSpec(s, colors(s), _pick(rng, list(SIZES)) if rng.random() < 0.5 else None) for s in shapes[:2]]
+        objects = [
+            ObjectSpec(s, colors(s), _pick(rng, list(SIZES)) if rng.random() < 0.5 else None) for s in shapes[:2]
+        ]
         objects.append(ObjectSpec(shapes[2], colors(shapes[2]), "small", count=int(rng.integers(1, 3))))
         return SceneSpec(tuple(objects), (Relation(0, _pick(rng, RELATIONS), 1),))
     raise ValueError(f"category={category!r} is not allowed; choose one of {COMPBENCH_CATEGORIES}")
@@ -131,11 +134,19 @@ def build() -> dict[str, list[dict]]:
     """All suites as lists of JSON-ready records, from fixed seeds."""
     train = _records(
         dict.fromkeys(COMPBENCH_CATEGORIES, COMPBENCH_SIZES["train"]),
-        _compbench_spec, "compbench", "train", np.random.default_rng(1), set(),
+        _compbench_spec,
+        "compbench",
+        "train",
+        np.random.default_rng(1),
+        set(),
     )
     val = _records(
         dict.fromkeys(COMPBENCH_CATEGORIES, COMPBENCH_SIZES["val"]),
-        _compbench_spec, "compbench", "val", np.random.default_rng(2), {r["text"] for r in train},
+        _compbench_spec,
+        "compbench",
+        "val",
+        np.random.default_rng(2),
+        {r["text"] for r in train},
     )
     geneval = _records(GENEVAL_SIZES, _geneval_spec, "geneval", "test", np.random.default_rng(3), None)
     return {"shapes/compbench-train": train, "shapes/compbench-val": val, "shapes/geneval": geneval}

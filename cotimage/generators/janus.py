@@ -1,0 +1,480 @@
+"""Janus-Pro as a cotimage generator: the transformers ``JanusForConditionalGeneration`` behind the Policy contract.
+
+Image generation in Janus (mirrored from ``JanusForConditionalGeneration.generate(..., generation_mode="image")``
+and ``JanusProcessor(..., generation_mode="image")`` in transformers 5.x):
+
+- Prompt: the chat template with the generation prompt, then the image start token::
+
+      <bos><|User|>: {prompt}\\n\\n<|Assistant|>:<begin_of_image>
+
+  tokenized with left padding.
+- Unconditional prompt (classifier-free guidance): the same ids with every token that is neither BOS nor BOI
+  replaced by the generation pad id, and the same attention mask (so the pads that replace the text are attended).
+- Each step: the language model's last hidden state goes through ``model.model.generation_head`` (not ``lm_head``)
+  to give logits over the VQ codebook; the chosen token is embedded with
+  ``prepare_embeddings_for_image_generation`` (``generation_embeddings`` + ``generation_aligner``) and fed back.
+- ``decode_image_tokens`` turns ``num_patches ** 2`` tokens into (B, H, W, 3) pixels in about [-1, 1].
+
+One deliberate difference: ``generate`` passes no ``position_ids``, so a left-padded row gets positions shifted by
+its padding. Here positions are ``cumsum(mask) - 1``, so a prompt gets the same distribution whether it is batched
+with longer prompts or not (identical to ``generate`` for unpadded batches).
+
+The weights are never downloaded here: pass a local directory holding ``deepseek-community/Janus-Pro-1B`` (or
+``-7B``) in transformers format, or set ``COTIMAGE_JANUS_PATH``. :func:`build_tiny_random` builds a tiny random
+model and processor offline for tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cotimage.generators.base import (
+    DecodeState,
+    Generator,
+    Policy,
+    PromptBatch,
+    SamplingConfig,
+    TokenScores,
+    check_prompts,
+    process_logits,
+)
+
+DEFAULT_CFG_WEIGHT = 5.0
+"""Guidance weight Janus-Pro samples with (``generate`` defaults to 5; T2I-R1 uses 5)."""
+
+DEFAULT_MAX_PROMPT_TOKENS = 256
+"""Longest encoded prompt accepted, counted in tokens including BOS, the chat template and the image start token."""
+
+PATH_ENV = "COTIMAGE_JANUS_PATH"
+HUB_IDS = ("deepseek-community/Janus-Pro-1B", "deepseek-community/Janus-Pro-7B")
+
+
+def _cache_keyword(language_model: nn.Module) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` in 5.x; use whichever the model takes."""
+    parameters = inspect.signature(language_model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _new_cache(config: Any) -> Any:
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=config)
+    except TypeError:  # older transformers
+        return DynamicCache()
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding: ``cumsum(mask) - 1`` (0 on padding)."""
+    return (mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+class JanusPolicy(Policy):
+    """A ``JanusForConditionalGeneration`` as an image-token policy.
+
+    Args:
+        model: The Janus model (its language model, generation embeddings/aligner/head are used; the VQ decodes).
+        bos_token_id, boi_token_id, pad_token_id: Ids used to build the unconditional rows for guidance: every
+            prompt token that is neither BOS nor BOI becomes ``pad_token_id`` (as ``generate`` does).
+        value_head: Add a zero-initialised ``Linear(hidden, 1)`` on the language model's final hidden state.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        bos_token_id: int,
+        boi_token_id: int,
+        pad_token_id: int,
+        value_head: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.bos_token_id, self.boi_token_id = int(bos_token_id), int(boi_token_id)
+        self.pad_token_id = int(pad_token_id)
+        vqmodel = model.model.vqmodel
+        rows, cols = vqmodel.quantize.quant_state_dims
+        self.num_image_tokens = int(rows * cols)  # what decode_image_tokens accepts: num_patches ** 2
+        self.codebook_size = int(model.config.vq_config.num_embeddings)
+        declared = getattr(model.config.vision_config, "num_image_tokens", self.num_image_tokens)
+        if declared != self.num_image_tokens:
+            raise ValueError(
+                f"vision_config.num_image_tokens={declared} (the length generate() samples) differs from "
+                f"vq_config.num_patches ** 2={self.num_image_tokens} (the length the VQ decodes)"
+            )
+        self._cache_kw = _cache_keyword(model.model.language_model)
+        hidden = model.config.text_config.hidden_size
+        self.value_head = nn.Linear(hidden, 1) if value_head else None
+        if self.value_head is not None:
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+
+    @property
+    def has_value_head(self) -> bool:
+        return self.value_head is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.model.generation_embeddings.weight.device
+
+    # -- building blocks -------------------------------------------------------------------
+    def _rows(self, prompts: PromptBatch, guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt ids and attention mask (long), with the unconditional rows appended when guided."""
+        ids, mask = prompts.ids.to(self.device, torch.long), prompts.mask.to(self.device, torch.long)
+        if ids.ndim != 2 or ids.shape != mask.shape or len(ids) != len(prompts) or ids.shape[1] == 0:
+            raise ValueError(
+                f"prompts need ids and mask of one shape (B, P), got {tuple(ids.shape)}, {tuple(mask.shape)}"
+            )
+        if guided:
+            uncond = ids.masked_fill((ids != self.bos_token_id) & (ids != self.boi_token_id), self.pad_token_id)
+            ids, mask = torch.cat([ids, uncond]), torch.cat([mask, mask])
+        return ids, mask
+
+    def _run(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> torch.Tensor:
+        """The language model over ``embeds``; ``mask`` covers cached plus new positions. Returns hidden states."""
+        kwargs = {self._cache_kw: cache} if cache is not None else {}
+        out = self.model.model.language_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=cache is not None, **kwargs
+        )
+        return out.last_hidden_state
+
+    def _outputs(self, h: torch.Tensor, rows: int, sampling: SamplingConfig):
+        """Final hidden states -> (log-probs, values) for the first ``rows`` (conditional) rows."""
+        logits = self.model.model.generation_head(h)
+        uncond = logits[rows:] if sampling.guided else None
+        values = None
+        if self.value_head is not None:
+            values = self.value_head(h[:rows].to(self.value_head.weight.dtype)).squeeze(-1).float()
+        return process_logits(logits[:rows], uncond, sampling), values
+
+    def _embed_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.prepare_embeddings_for_image_generation(tokens)
+
+    # -- the Policy contract -----------------------------------------------------------------
+    def start(self, prompts: PromptBatch, sampling: SamplingConfig) -> DecodeState:
+        ids, mask = self._rows(prompts, sampling.guided)
+        cache = _new_cache(self.model.model.language_model.config)
+        embeds = self.model.get_input_embeddings()(ids)
+        h = self._run(embeds, mask, _positions(mask), cache)
+        log_probs, values = self._outputs(h[:, -1], len(prompts), sampling)
+        state = {"kv": cache, "mask": mask, "next_position": mask.sum(-1, keepdim=True)}
+        return DecodeState(log_probs, values, 0, sampling, state)
+
+    def advance(self, state: DecodeState, tokens: torch.Tensor) -> DecodeState:
+        self.check_tokens(tokens)
+        if state.step + 1 >= self.num_image_tokens:
+            raise ValueError(f"all {self.num_image_tokens - 1} tokens that condition a next token were fed already")
+        rows = len(state.log_probs)
+        if tokens.shape != (rows,):
+            raise ValueError(f"tokens must have shape ({rows},), got {tuple(tokens.shape)}")
+        tokens = tokens.to(self.device)
+        if state.sampling.guided:
+            tokens = torch.cat([tokens, tokens])
+        cache = state.cache
+        cache["mask"] = torch.cat([cache["mask"], cache["mask"].new_ones(len(tokens), 1)], 1)
+        h = self._run(self._embed_image_tokens(tokens[:, None]), cache["mask"], cache["next_position"], cache["kv"])
+        cache["next_position"] = cache["next_position"] + 1
+        state.log_probs, state.values = self._outputs(h[:, -1], rows, state.sampling)
+        state.step += 1
+        return state
+
+    def score_tokens(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> TokenScores:
+        self.check_tokens(tokens)
+        if tokens.ndim != 2 or tokens.shape[0] != len(prompts) or not 0 < tokens.shape[1] <= self.num_image_tokens:
+            raise ValueError(
+                f"tokens must have shape ({len(prompts)}, T) with 0 < T <= {self.num_image_tokens}, "
+                f"got {tuple(tokens.shape)}"
+            )
+        ids, mask = self._rows(prompts, sampling.guided)
+        tokens = tokens.to(self.device)
+        fed = tokens[:, :-1].repeat(2, 1) if sampling.guided else tokens[:, :-1]
+        p, t = ids.shape[1], tokens.shape[1]
+        embeds = torch.cat([self.model.get_input_embeddings()(ids), self._embed_image_tokens(fed)], 1)
+        mask = torch.cat([mask, mask.new_ones(len(ids), t - 1)], 1)
+        h = self._run(embeds, mask, _positions(mask), None)
+        log_probs, values = self._outputs(h[:, p - 1 :], len(prompts), sampling)
+        entropy = -(log_probs.exp() * log_probs.masked_fill(log_probs.isinf(), 0)).sum(-1)
+        return TokenScores(log_probs.gather(-1, tokens[..., None]).squeeze(-1), entropy, values)
+
+    def frozen_reference(self) -> JanusPolicy:
+        """A frozen eval-mode deep copy without value head.
+
+        A deep copy doubles the weights in memory. For Janus-Pro-7B the memory-lean choice is a LoRA-style
+        shared reference (train adapters, score the reference with adapters disabled); a deep copy is what is
+        implemented here.
+        """
+        value_head, self.value_head = self.value_head, None
+        try:
+            reference = copy.deepcopy(self)
+        finally:
+            self.value_head = value_head
+        return reference.requires_grad_(False).eval()
+
+
+def _special_ids(model: nn.Module, tokenizer: Any) -> dict[str, int]:
+    """BOS, BOI and the CFG pad id, as ``generate`` takes them (generation config first, tokenizer after)."""
+    gen = getattr(model, "generation_config", None)
+    kwargs = (getattr(gen, "generation_kwargs", None) or {}) if gen is not None else {}
+    bos = getattr(gen, "bos_token_id", None)
+    boi = kwargs.get("boi_token_id", getattr(gen, "boi_token_id", None))
+    pad = getattr(gen, "pad_token_id", None)
+    bos = tokenizer.bos_token_id if bos is None else bos
+    boi = tokenizer.convert_tokens_to_ids(tokenizer.boi_token) if boi is None else boi
+    pad = tokenizer.pad_token_id if pad is None else pad
+    ids = {"bos_token_id": bos, "boi_token_id": boi, "pad_token_id": pad}
+    missing = [k for k, v in ids.items() if v is None]
+    if missing:
+        raise ValueError(f"cannot find {missing} in the model's generation config or the tokenizer")
+    return {k: int(v[0] if isinstance(v, (list, tuple)) else v) for k, v in ids.items()}
+
+
+def _missing_weights(path: str | Path | None) -> FileNotFoundError:
+    where = f"no Janus model directory at {str(path)!r}" if path else f"no Janus path given and ${PATH_ENV} is not set"
+    return FileNotFoundError(
+        f"{where}. Janus weights are never downloaded here: on a machine with network, download "
+        f"{HUB_IDS[0]} (or {HUB_IDS[1]}) in transformers format, e.g. "
+        f"`huggingface-cli download {HUB_IDS[0]} --local-dir /models/janus-pro-1b`, then pass "
+        f"JanusGenerator(path='/models/janus-pro-1b') or set {PATH_ENV}=/models/janus-pro-1b."
+    )
+
+
+class JanusGenerator(Generator):
+    """Janus-Pro behind the Generator contract: text prompts <-> VQ image tokens <-> pixels.
+
+    Args:
+        path: Local directory with a transformers-format Janus-Pro checkpoint (model and processor). ``None`` reads
+            ``$COTIMAGE_JANUS_PATH``; nothing is downloaded. Ignored for whatever ``model``/``processor`` provide.
+        model: A ready ``JanusForConditionalGeneration`` (e.g. :func:`build_tiny_random` in tests).
+        processor: A ready ``JanusProcessor``.
+        device: Where the model runs.
+        dtype: Weights dtype when loading (e.g. ``torch.bfloat16``); ``None`` keeps the checkpoint's default.
+        cfg_weight: Guidance weight of :attr:`default_sampling` used by :meth:`generate` (default
+            :data:`DEFAULT_CFG_WEIGHT` = 5, Janus-Pro's). ``policy.sample`` / ``log_prob`` take an explicit
+            ``SamplingConfig`` and default to unguided like every backend.
+        value_head: Add a zero-initialised value head to the policy (for PPO).
+        max_prompt_tokens: Longest encoded prompt (tokens, template and BOI included); longer raises ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        model: nn.Module | None = None,
+        processor: Any | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        cfg_weight: float = DEFAULT_CFG_WEIGHT,
+        value_head: bool = False,
+        max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+    ) -> None:
+        if model is None or processor is None:
+            path = path if path is not None else os.environ.get(PATH_ENV) or None
+            folder = Path(path) if path is not None else None
+            if folder is None or not folder.is_dir() or (model is None and not (folder / "config.json").is_file()):
+                raise _missing_weights(path)
+            from transformers import JanusForConditionalGeneration, JanusProcessor
+
+            if model is None:
+                kwargs = {"dtype": dtype} if dtype is not None else {}
+                model = JanusForConditionalGeneration.from_pretrained(str(path), local_files_only=True, **kwargs)
+            if processor is None:
+                processor = JanusProcessor.from_pretrained(str(path), local_files_only=True)
+        if isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 2:
+            raise ValueError(f"max_prompt_tokens={max_prompt_tokens!r} must be an int >= 2")
+        model = model.to(device).eval()
+        self.model, self.processor = model, processor
+        self.policy = JanusPolicy(model, value_head=value_head, **_special_ids(model, processor.tokenizer)).to(device)
+        self.default_sampling = SamplingConfig(cfg_weight=cfg_weight)
+        self.max_prompt_tokens = max_prompt_tokens
+        vq = model.config.vq_config
+        self._image_size = int(vq.num_patches * 2 ** (len(vq.channel_multiplier) - 1))
+
+    @property
+    def image_size(self) -> int:
+        return self._image_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.policy.device
+
+    def prompt_text(self, prompt: str) -> str:
+        """The chat-formatted prompt (before the image start token the processor appends)."""
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def encode_prompts(self, prompts: list[str]) -> PromptBatch:
+        check_prompts(prompts)
+        texts = [self.prompt_text(p) for p in prompts]
+        enc = self.processor(text=texts, generation_mode="image", padding=True, return_tensors="pt")
+        ids, mask = enc["input_ids"].long(), enc["attention_mask"].bool()
+        lengths = mask.sum(-1)
+        if int(lengths.max()) > self.max_prompt_tokens:
+            row = int(lengths.argmax())
+            raise ValueError(
+                f"prompt encodes to {int(lengths[row])} tokens, over the limit "
+                f"max_prompt_tokens={self.max_prompt_tokens}: {prompts[row]!r:.120}"
+            )
+        return PromptBatch(ids, mask, tuple(prompts))
+
+    def _check_images(self, images: Any) -> np.ndarray:
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+            raise ValueError(f"images must be uint8 (B, H, W, 3) with B > 0, got {images.dtype} {images.shape}")
+        return images
+
+    @torch.no_grad()
+    def encode_images(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> (B, num_image_tokens) VQ tokens; resized (bicubic) to :attr:`image_size`."""
+        images = self._check_images(images)
+        vqmodel = self.model.model.vqmodel
+        pixels = torch.as_tensor(images).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if pixels.shape[-2:] != (self.image_size, self.image_size):
+            size = (self.image_size, self.image_size)
+            pixels = F.interpolate(pixels, size=size, mode="bicubic", antialias=True, align_corners=False)
+        pixels = pixels.clamp(-1, 1).to(vqmodel.quant_conv.weight.dtype)
+        tokens = vqmodel.encode(pixels).image_tokens
+        return tokens.view(len(images), -1).long().cpu()
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(B, num_image_tokens) -> uint8 (B, image_size, image_size, 3), mapping [-1, 1] to [0, 255]."""
+        tokens = torch.as_tensor(np.asarray(tokens.cpu() if isinstance(tokens, torch.Tensor) else tokens))
+        if tokens.ndim != 2 or tokens.shape[1] != self.num_image_tokens or len(tokens) == 0:
+            raise ValueError(f"tokens must have shape (B, {self.num_image_tokens}), got {tuple(tokens.shape)}")
+        if tokens.dtype in (torch.int32, torch.int16, torch.uint8, torch.int8):
+            tokens = tokens.long()
+        self.policy.check_tokens(tokens)
+        pixels = self.model.decode_image_tokens(tokens.to(self.device)).float().cpu().numpy()
+        return np.clip((pixels + 1.0) / 2.0 * 255.0, 0, 255).astype(np.uint8)
+
+    def generate(
+        self, prompts: list[str], sampling: SamplingConfig | None = None, seed: int | None = None
+    ) -> np.ndarray:
+        """Prompts -> uint8 images; ``sampling`` defaults to :attr:`default_sampling` (guided, w = 5)."""
+        return super().generate(prompts, sampling or self.default_sampling, seed)
+
+
+# -- a tiny random Janus for tests (offline) ---------------------------------------------------
+_SPECIALS = (
+    "<｜begin▁of▁sentence｜>",
+    "<｜end▁of▁sentence｜>",
+    "<｜▁pad▁｜>",
+    "<unk>",
+    "<image_placeholder>",
+    "<begin_of_image>",
+    "<end_of_image>",
+    "<|User|>",
+    "<|Assistant|>",
+)
+_WORDS = (
+    *("a", "an", "the", "of", "and", "on", "in", "to", "left", "right", "above", "below", "next", "with", "photo"),
+    *("one", "two", "three", "four", "red", "green", "blue", "yellow", "purple", "orange", "black", "white"),
+    *("circle", "square", "triangle", "star", "cross", "ring", "big", "small", ":", ".", ","),
+)
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}<|User|>: "
+    "{% for content in message['content'] %}{% if content['type'] == 'text' %}{{ content['text'] | trim }}"
+    "{% endif %}{% endfor %}\n\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
+)
+
+
+def build_tiny_random(seed: int = 0, grid: int = 4, codebook_size: int = 64, hidden: int = 32, layers: int = 2):
+    """A tiny random ``(JanusForConditionalGeneration, JanusProcessor)``, built offline in well under a second.
+
+    A word-level tokenizer (a few shape words, the Janus special tokens, BOS added, left padding), a 2-layer Llama
+    of width 32, and a VQ with ``codebook_size`` codes decoding ``grid * grid`` tokens to ``4 * grid`` pixels.
+    """
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import (
+        JanusConfig,
+        JanusForConditionalGeneration,
+        JanusImageProcessor,
+        JanusProcessor,
+        JanusVisionConfig,
+        JanusVQVAEConfig,
+        LlamaConfig,
+        PreTrainedTokenizerFast,
+    )
+
+    vocab = {token: i for i, token in enumerate((*_SPECIALS, *_WORDS))}
+    bos, eos, pad, unk, image, boi, eoi = _SPECIALS[:7]
+    backend = Tokenizer(WordLevel(vocab, unk_token=unk))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.add_special_tokens(list(_SPECIALS))
+    backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, vocab[bos])])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        unk_token=unk,
+        extra_special_tokens={"image_token": image, "boi_token": boi, "eoi_token": eoi},
+        padding_side="left",
+    )
+    image_size = 4 * grid  # three VQ resolutions: two 2x downsamplings
+    processor = JanusProcessor(
+        image_processor=JanusImageProcessor(size={"height": image_size, "width": image_size}),
+        tokenizer=tokenizer,
+        chat_template=_CHAT_TEMPLATE,
+        num_image_tokens=grid * grid,
+    )
+    text = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        bos_token_id=vocab[bos],
+        eos_token_id=vocab[eos],
+        pad_token_id=vocab[pad],
+    )
+    vision = JanusVisionConfig(
+        hidden_size=hidden,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=4,
+        projection_dim=hidden,
+        num_image_tokens=grid * grid,
+        mlp_ratio=2.0,
+    )
+    vq = JanusVQVAEConfig(
+        embed_dim=8,
+        num_embeddings=codebook_size,
+        latent_channels=32,
+        base_channels=32,  # GroupNorm(32) needs a multiple of 32
+        channel_multiplier=[1, 1, 1],
+        num_res_blocks=1,
+        projection_dim=hidden,
+        image_token_embed_dim=hidden,
+    )
+    config = JanusConfig(text_config=text, vision_config=vision, vq_config=vq, image_token_id=vocab[image])
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        model = JanusForConditionalGeneration(config).eval()
+        # transformers initialises with std 0.02: next-token distributions come out uniform to 1e-2 and guidance
+        # changes nothing. Redraw the generation path at unit scale so distributions are peaked and CFG matters.
+        inner = model.model
+        parts = (inner.language_model, inner.generation_embeddings, inner.generation_aligner, inner.generation_head)
+        for part in parts:
+            for module in part.modules():
+                if isinstance(module, nn.Linear):
+                    module.weight.normal_(0.0, 1.5 / module.in_features**0.5)
+                elif isinstance(module, nn.Embedding):
+                    module.weight.normal_(0.0, 1.0)
+    model.generation_config.generation_kwargs = {"boi_token_id": vocab[boi]}  # where generate() looks for it
+    return model, processor

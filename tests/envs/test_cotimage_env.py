@@ -1,0 +1,174 @@
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import cotimage  # noqa: F401  (registers CotImage-v0)
+from cotimage.envs import NOT_DRAWN, CotImageEnv
+
+PROMPT = "a red circle to the left of a blue square"
+
+
+@pytest.fixture(scope="module")
+def env():
+    return CotImageEnv(render_mode="rgb_array")
+
+
+def play(env, actions, **reset):
+    obs, info = env.reset(**reset)
+    trajectory = [(obs, info)]
+    for action in actions:
+        trajectory.append(env.step(action))
+    return trajectory
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"process_reward_every": 2}], ids=["terminal", "process"])
+def test_gymnasium_and_sb3_checkers_pass_without_warnings(kwargs):
+    env = gym.make("CotImage-v0", render_mode="rgb_array", **kwargs).unwrapped  # a spec, for render checks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env)
+        sb3_check_env(env)
+
+
+def test_make_with_and_without_prior_import():
+    assert isinstance(gym.make("CotImage-v0").unwrapped, CotImageEnv)
+    assert isinstance(gym.make("cotimage:CotImage-v0").unwrapped, CotImageEnv)
+
+
+def test_spaces(env):
+    assert env.action_space == gym.spaces.Discrete(256)
+    space = env.observation_space
+    assert set(space) == {"prompt", "image_tokens", "step"}
+    assert all(np.issubdtype(s.dtype, np.integer) for s in space.values())
+    assert space["image_tokens"].shape == (64,) and space["image_tokens"].low.min() == NOT_DRAWN
+
+
+def test_episode_draws_one_image_and_rewards_at_the_end(env):
+    actions = np.random.default_rng(0).integers(256, size=64)
+    (obs, info), *steps = play(env, actions, seed=0, options={"prompt": PROMPT})
+    assert info["prompt"] == PROMPT and (obs["image_tokens"] == NOT_DRAWN).all() and obs["step"][0] == 0
+    rewards = [s[1] for s in steps]
+    assert rewards[:-1] == [0.0] * 63
+    last_obs, reward, terminated, truncated, last_info = steps[-1]
+    assert terminated and not truncated and last_obs["step"][0] == 64
+    np.testing.assert_array_equal(last_obs["image_tokens"], actions)
+    assert last_info["image"].shape == (32, 32, 3) and last_info["prompt"] == PROMPT
+    assert last_info["category"] == "custom" and reward == last_info["score"]
+    assert "circle/color" in last_info["reward_details"]
+
+
+def test_drawing_the_encoded_render_scores_one(env):
+    from cotimage.shapes import render
+
+    tokens = env.generator.encode_images(render(PROMPT, seed=0)[None])[0].numpy()
+    *_, (obs, reward, terminated, _, info) = play(env, tokens, options={"prompt": PROMPT})
+    assert terminated and reward == 1.0 and all(info["reward_details"].values())
+
+
+def test_same_seed_same_actions_same_everything():
+    actions = np.random.default_rng(1).integers(256, size=64)
+    a = play(CotImageEnv(), actions, seed=7)
+    b = play(CotImageEnv(), actions, seed=7)
+    for x, y in zip(a, b):
+        for u, v in zip(x, y):
+            if isinstance(u, dict):
+                assert u.keys() == v.keys()
+                for key in u:
+                    np.testing.assert_equal(u[key], v[key])
+            else:
+                np.testing.assert_equal(u, v)
+
+
+def test_reset_samples_the_suite_with_the_seed(env):
+    prompts = {env.reset(seed=s)[1]["prompt"] for s in range(5)}
+    assert len(prompts) > 1
+    assert env.reset(seed=3)[1]["prompt"] == env.reset(seed=3)[1]["prompt"]
+    assert env.reset(options={"index": 2})[1]["prompt"] == cotimage.suites.load("shapes/compbench-train")[2].text
+
+
+def test_render_shows_the_image_being_drawn(env):
+    env.reset(seed=0, options={"prompt": PROMPT})
+    blank = env.render()
+    assert blank.shape == (32, 32, 3) and (blank == 0).all()
+    for _ in range(8):
+        env.step(255)
+    assert not np.array_equal(env.render()[:4], blank[:4]) or (env.generator.decode(np.full((1, 64), 255))[0][:4] == 0).all()
+    np.testing.assert_array_equal(env.render()[4:], blank[4:])
+
+
+def test_process_rewards_telescope_to_the_terminal_score():
+    env = CotImageEnv(process_reward_every=2, process_reward_coef=0.5)
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        start_potential = float(env.episodes.potential[0])
+        rewards = []
+        for _ in range(64):
+            obs, reward, terminated, _, info = env.step(rng.integers(256))
+            rewards.append(reward)
+        assert sum(r != 0 for r in rewards[:-1]) <= 3  # shaping only every 2 rows (16 tokens)
+        assert sum(rewards) == pytest.approx(info["score"] - 0.5 * start_potential, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "message"),
+    [
+        (256, ValueError, r"\[0, 256\)"),
+        (-1, ValueError, r"\[0, 256\)"),
+        (1.5, ValueError, "integer"),
+        (np.array([1, 2]), ValueError, "one token"),
+    ],
+)
+def test_bad_actions_raise(env, action, error, message):
+    env.reset(seed=0)
+    with pytest.raises(error, match=message):
+        env.step(action)
+
+
+def test_step_after_termination_needs_reset(env):
+    play(env, [0] * 64, seed=0)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reward": "nope"}, "registered rewards"),
+        ({"generator": "nope"}, "janus-pro"),
+        ({"suite": "nope"}, "known suites"),
+        ({"render_mode": "human"}, "rgb_array"),
+        ({"process_reward_every": 8}, r"\[1, 8\)"),
+    ],
+)
+def test_bad_constructor_arguments_list_the_choices(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CotImageEnv(**kwargs)
+
+
+def test_bad_reset_options(env):
+    with pytest.raises(ValueError, match="max_prompt_words=40"):
+        env.reset(options={"prompt": "a red circle " * 20})
+    with pytest.raises(ValueError, match="unknown"):
+        env.reset(options={"prompt_text": PROMPT})
+    with pytest.raises(ValueError, match="out of range"):
+        env.reset(options={"index": 10**6})
+
+
+def test_reward_can_be_a_plain_callable():
+    env = CotImageEnv(reward=lambda images, prompts: images.mean(axis=(1, 2, 3)) / 255)
+    *_, (_, reward, terminated, _, _) = play(env, [255] * 64, seed=0)
+    assert terminated and 0 <= reward <= 1
+
+
+def test_random_sb3_ppo_runs_2048_steps_and_logs(tmp_path):
+    from stable_baselines3 import PPO
+
+    model = PPO("MultiInputPolicy", CotImageEnv(), n_steps=256, batch_size=64, n_epochs=1, tensorboard_log=str(tmp_path), verbose=0, seed=0)
+    model.learn(2048)
+    assert model.num_timesteps >= 2048
+    assert list(tmp_path.rglob("events.out.tfevents.*"))

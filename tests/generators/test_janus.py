@@ -1,0 +1,194 @@
+"""The Janus backend on a tiny random model built offline (no weights are downloaded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cotimage.generators.base import SamplingConfig
+from cotimage.generators.janus import (
+    DEFAULT_CFG_WEIGHT,
+    PATH_ENV,
+    JanusGenerator,
+    JanusPolicy,
+    build_tiny_random,
+)
+
+PROMPTS = ["a red circle", "two blue squares left of a big green star"]  # different lengths: left padding
+GUIDED = SamplingConfig(cfg_weight=DEFAULT_CFG_WEIGHT)
+SAMPLINGS = {
+    "plain": SamplingConfig(),
+    "guided": GUIDED,
+    "guided-topk-temp": SamplingConfig(cfg_weight=3.0, temperature=0.7, top_k=8),
+}
+
+
+@pytest.fixture(scope="module")
+def generator() -> JanusGenerator:
+    model, processor = build_tiny_random(seed=0)
+    return JanusGenerator(model=model, processor=processor)
+
+
+@pytest.fixture(scope="module")
+def prompts(generator):
+    return generator.encode_prompts(PROMPTS)
+
+
+def test_shapes_and_prompt_format(generator, prompts):
+    policy = generator.policy
+    assert isinstance(policy, JanusPolicy)
+    assert policy.num_image_tokens == 16 and policy.codebook_size == 64 and generator.image_size == 16
+    assert generator.default_sampling.cfg_weight == DEFAULT_CFG_WEIGHT == 5.0
+    tokenizer = generator.processor.tokenizer
+    ids, mask = prompts.ids, prompts.mask
+    assert ids.shape == mask.shape and mask.dtype == torch.bool and prompts.texts == tuple(PROMPTS)
+    assert not mask[0, 0] and mask[0, -1] and mask[1].all()  # left padding
+    short = tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist())
+    assert short[0] == tokenizer.bos_token and short[-1] == tokenizer.boi_token
+    assert "".join(short[1:-1]) == "<|User|>:aredcircle<|Assistant|>:"
+    # Same ids as the processor's own image-generation encoding.
+    messages = [{"role": "user", "content": [{"type": "text", "text": PROMPTS[1]}]}]
+    text = generator.processor.apply_chat_template(messages, add_generation_prompt=True)
+    encoded = generator.processor(text=[text], generation_mode="image", return_tensors="pt")
+    assert torch.equal(encoded["input_ids"][0], ids[1])
+
+
+@pytest.mark.parametrize("name", list(SAMPLINGS))
+def test_log_prob_matches_sampler(generator, prompts, name):
+    sampling = SAMPLINGS[name]
+    out = generator.policy.sample(prompts, sampling, torch.Generator().manual_seed(0))
+    again = generator.policy.sample(prompts, sampling, torch.Generator().manual_seed(0))
+    assert out.tokens.shape == (2, 16) and out.tokens.dtype == torch.long
+    assert torch.equal(out.tokens, again.tokens)  # seeded: deterministic
+    with torch.no_grad():
+        scores = generator.policy.score_tokens(prompts, out.tokens, sampling)
+    diff = (scores.log_probs - out.log_probs).abs().max().item()
+    assert diff < 1e-4, f"{name}: max |log_prob - sampler log-prob| = {diff:.2e}"
+    assert torch.isfinite(scores.log_probs).all() and (scores.entropy >= 0).all() and scores.values is None
+    # A prefix scores the same as the full sequence's first tokens.
+    prefix = generator.policy.log_prob(prompts, out.tokens[:, :5], sampling)
+    assert torch.allclose(prefix, scores.log_probs[:, :5], atol=1e-4)
+
+
+def test_guidance_changes_the_distribution(generator, prompts):
+    with torch.no_grad():
+        plain = generator.policy.start(prompts, SamplingConfig()).log_probs
+        guided = generator.policy.start(prompts, GUIDED).log_probs
+    assert plain.shape == guided.shape == (2, 64)
+    assert (plain - guided).abs().max() > 1.0
+
+
+def test_left_padding_does_not_change_a_prompt(generator, prompts):
+    with torch.no_grad():
+        batched = generator.policy.start(prompts, GUIDED).log_probs
+        for row, text in enumerate(PROMPTS):
+            alone = generator.policy.start(generator.encode_prompts([text]), GUIDED).log_probs
+            assert torch.allclose(alone[0], batched[row], atol=1e-5)
+
+
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_matches_transformers_generate(generator, do_sample):
+    """Same tokens as ``generate(generation_mode="image")`` (CFG 5, no top-k) from the same global RNG state."""
+    model, one = generator.model, generator.encode_prompts(PROMPTS[:1])
+    kwargs = {"generation_mode": "image", "guidance_scale": 5, "do_sample": do_sample, "top_k": 0}
+    torch.manual_seed(7)
+    expected = model.generate(input_ids=one.ids, attention_mask=one.mask.long(), **kwargs)
+    torch.manual_seed(7)
+    if do_sample:
+        tokens = generator.policy.sample(one, GUIDED).tokens
+    else:
+        with torch.no_grad():
+            state, steps = generator.policy.start(one, GUIDED), []
+            for i in range(generator.num_image_tokens):
+                steps.append(state.log_probs.argmax(-1))
+                if i + 1 < generator.num_image_tokens:
+                    generator.policy.advance(state, steps[-1])
+        tokens = torch.stack(steps, 1)
+    assert torch.equal(tokens, expected)
+
+
+def test_generate_and_decode(generator):
+    images = generator.generate(PROMPTS, seed=0)
+    assert images.dtype == np.uint8 and images.shape == (2, 16, 16, 3)
+    assert np.array_equal(images, generator.generate(PROMPTS, seed=0))
+    decoded = generator.decode(torch.zeros(3, 16, dtype=torch.long))
+    assert decoded.dtype == np.uint8 and decoded.shape == (3, 16, 16, 3)
+
+
+def test_encode_images_then_decode(generator):
+    rng = np.random.default_rng(0)
+    for size in (16, 24):  # native size and a resize
+        images = rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+        tokens = generator.encode_images(images)
+        assert tokens.shape == (2, 16) and tokens.dtype == torch.long
+        assert int(tokens.min()) >= 0 and int(tokens.max()) < 64
+        assert generator.decode(tokens).shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="uint8"):
+        generator.encode_images(np.zeros((1, 16, 16, 3), np.float32))
+
+
+def test_gradients_flow_and_value_head():
+    model, processor = build_tiny_random(seed=1)
+    generator = JanusGenerator(model=model, processor=processor, value_head=True)
+    policy, prompts = generator.policy, generator.encode_prompts(PROMPTS)
+    tokens = policy.sample(prompts, GUIDED, torch.Generator().manual_seed(1)).tokens
+    scores = policy.score_tokens(prompts, tokens, GUIDED)
+    assert scores.values is not None and scores.values.shape == (2, 16) and torch.all(scores.values == 0)
+    (scores.log_probs.sum() + scores.values.sum()).backward()
+    assert policy.model.model.generation_head.vision_head.weight.grad is not None
+    assert policy.value_head.weight.grad is not None
+    state = policy.start(prompts, GUIDED)
+    assert state.values.shape == (2,)
+    reference = policy.frozen_reference()
+    assert not reference.has_value_head and policy.has_value_head
+
+
+def test_frozen_reference(generator, prompts):
+    reference = generator.policy.frozen_reference()
+    assert reference is not generator.policy and not reference.training and not reference.has_value_head
+    assert all(not p.requires_grad for p in reference.parameters())
+    assert any(p.requires_grad for p in generator.policy.parameters())
+    tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a = generator.policy.log_prob(prompts, tokens, GUIDED)
+    b = reference.log_prob(prompts, tokens, GUIDED)
+    assert not b.requires_grad and torch.allclose(a, b)
+
+
+def test_missing_path_explains_how_to_get_weights(tmp_path, monkeypatch):
+    monkeypatch.delenv(PATH_ENV, raising=False)
+    for path in (None, tmp_path / "nowhere", tmp_path):  # unset, nonexistent, a directory without a checkpoint
+        with pytest.raises(FileNotFoundError, match=f"deepseek-community/Janus-Pro-1B.*{PATH_ENV}"):
+            JanusGenerator(path)
+    monkeypatch.setenv(PATH_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        JanusGenerator()
+
+
+def test_bad_prompts_raise(generator):
+    with pytest.raises(ValueError, match="non-empty"):
+        generator.encode_prompts([])
+    small = JanusGenerator(model=generator.model, processor=generator.processor, max_prompt_tokens=12)
+    small.encode_prompts(["a red circle"])  # 11 tokens
+    with pytest.raises(ValueError, match="max_prompt_tokens=12"):
+        small.encode_prompts(["a red circle", "two blue squares left of a big green star"])
+
+
+def test_bad_tokens_raise(generator, prompts):
+    policy = generator.policy
+    with pytest.raises(ValueError, match=r"\[0, 64\)"):
+        policy.log_prob(prompts, torch.full((2, 16), 64))
+    with pytest.raises(ValueError, match=r"\[0, 64\)"):
+        generator.decode(torch.full((1, 16), -1))
+    with pytest.raises(ValueError, match="int64"):
+        policy.log_prob(prompts, torch.zeros(2, 16))
+    with pytest.raises(ValueError, match="shape"):
+        policy.log_prob(prompts, torch.zeros(2, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match="shape"):
+        generator.decode(torch.zeros(1, 15, dtype=torch.long))
+    state = policy.start(prompts, SamplingConfig())
+    with pytest.raises(ValueError, match=r"\[0, 64\)"):
+        policy.advance(state, torch.tensor([0, 99]))
+    with pytest.raises(ValueError, match="shape"):
+        policy.advance(state, torch.tensor([0, 1, 2]))

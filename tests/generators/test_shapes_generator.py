@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+
+from cotimage import generators
+from cotimage.generators import SamplingConfig, ShapesGenerator, ShapesPolicy
+from cotimage.generators.shapes import ShapesConfig, WordTokenizer
+
+TINY = ShapesConfig(d_model=32, layers=2, heads=2, ff=64)
+PROMPTS = ["a red circle to the left of a blue square", "two small crosses", "an orange triangle"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return ShapesPolicy(TINY, value_head=True)
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return WordTokenizer()(PROMPTS)
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [SamplingConfig(), SamplingConfig(cfg_weight=3.0), SamplingConfig(temperature=0.7, top_k=20, cfg_weight=5.0)],
+    ids=["plain", "guided", "guided-topk"],
+)
+def test_log_prob_equals_sampler_log_probs(tiny, prompts, sampling):
+    out = tiny.sample(prompts, sampling, torch.Generator().manual_seed(0))
+    assert out.tokens.shape == (3, 64) and out.tokens.dtype == torch.long
+    torch.testing.assert_close(tiny.log_prob(prompts, out.tokens, sampling), out.log_probs, atol=1e-4, rtol=0)
+
+
+def test_sampling_is_seeded(tiny, prompts):
+    a = tiny.sample(prompts, generator=torch.Generator().manual_seed(1)).tokens
+    b = tiny.sample(prompts, generator=torch.Generator().manual_seed(1)).tokens
+    c = tiny.sample(prompts, generator=torch.Generator().manual_seed(2)).tokens
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_top_k_restricts_support(tiny, prompts):
+    state = tiny.start(prompts, SamplingConfig(top_k=5))
+    assert (state.log_probs.isfinite().sum(-1) == 5).all()
+
+
+def test_step_interface_values_match_teacher_forcing(tiny, prompts):
+    tokens = tiny.sample(prompts, generator=torch.Generator().manual_seed(0)).tokens
+    state = tiny.start(prompts, SamplingConfig())
+    values = [state.values]
+    for t in range(5):
+        values.append(tiny.advance(state, tokens[:, t]).values)
+    scores = tiny.score_tokens(prompts, tokens, SamplingConfig())
+    torch.testing.assert_close(torch.stack(values, 1), scores.values[:, :6], atol=1e-5, rtol=0)
+    assert scores.entropy.shape == (3, 64) and (scores.entropy >= 0).all()
+
+
+def test_frozen_reference_is_frozen_and_headless(tiny):
+    reference = tiny.frozen_reference()
+    assert not reference.has_value_head and not reference.training
+    assert all(not p.requires_grad for p in reference.parameters())
+    assert any(p.requires_grad for p in tiny.parameters())
+
+
+def test_save_load_round_trip(tiny, prompts, tmp_path):
+    tiny.save(tmp_path / "p.safetensors", dtype=torch.float32)
+    loaded = ShapesPolicy.load(tmp_path / "p.safetensors", value_head=True)
+    tokens = tiny.sample(prompts, generator=torch.Generator().manual_seed(0)).tokens
+    torch.testing.assert_close(loaded.log_prob(prompts, tokens), tiny.log_prob(prompts, tokens))
+
+
+def test_shipped_generator_generates_decodable_images():
+    gen = generators.load("shapes")
+    assert (gen.num_image_tokens, gen.codebook_size, gen.image_size) == (64, 256, 32)
+    images = gen.generate(PROMPTS, seed=0)
+    assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, gen.generate(PROMPTS, seed=0))
+    tokens = gen.encode_images(images)
+    np.testing.assert_array_equal(gen.decode(tokens), images)
+
+
+def test_value_head_starts_at_zero():
+    policy = ShapesGenerator(value_head=True).policy
+    state = policy.start(WordTokenizer()(PROMPTS), SamplingConfig())
+    assert torch.equal(state.values, torch.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: WordTokenizer()([]), "non-empty list"),
+        (lambda: WordTokenizer()("a red circle"), "non-empty list"),
+        (lambda: WordTokenizer(max_words=3)(["a big red circle"]), "max_prompt_words=3"),
+        (lambda: generators.load("dalle"), "janus-pro"),
+        (lambda: SamplingConfig(temperature=0), "temperature"),
+        (lambda: SamplingConfig(top_k=0), "top_k"),
+        (lambda: SamplingConfig(cfg_weight=-1), "cfg_weight"),
+    ],
+)
+def test_bad_input_names_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_bad_tokens_name_the_range(tiny, prompts):
+    with pytest.raises(ValueError, match=r"\[0, 256\)"):
+        tiny.log_prob(prompts, torch.full((3, 64), 256))
+    with pytest.raises(ValueError, match="int64"):
+        tiny.log_prob(prompts, torch.zeros(3, 64, dtype=torch.float32))
+    with pytest.raises(ValueError, match="shape"):
+        tiny.advance(tiny.start(prompts, SamplingConfig()), torch.zeros(2, dtype=torch.long))

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from cotimage import evaluate
+from cotimage.evaluation import image_grid, stratified_bootstrap
+
+
+def test_evaluate_is_deterministic_and_per_category(tmp_path):
+    kwargs = dict(images_per_prompt=2, seed=3, max_prompts=2, progress=False)
+    first = evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "grid.png", **kwargs)
+    second = evaluate("shapes", "shapes/geneval", **kwargs)
+    assert list(first.categories) == ["single_object", "two_object", "counting", "colors", "position", "color_attr"]
+    assert first.scores.shape == (12, 2)
+    np.testing.assert_array_equal(first.scores, second.scores)
+    assert first.overall == second.overall
+    assert first.overall.low <= first.overall.mean <= first.overall.high
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert "**overall**" in first.table()
+
+
+def test_evaluate_accepts_a_callable_reward():
+    result = evaluate("shapes", "shapes/geneval", images_per_prompt=1, max_prompts=1, progress=False,
+                      reward=lambda images, prompts: np.ones(len(images)))
+    assert result.overall.mean == 1.0 and result.reward == "<lambda>"
+
+
+def test_evaluate_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="images_per_prompt"):
+        evaluate("shapes", "shapes/geneval", images_per_prompt=0)
+    with pytest.raises(ValueError, match="known suites"):
+        evaluate("shapes", "shapes/nope")
+
+
+def test_stratified_bootstrap_brackets_the_mean():
+    rng = np.random.default_rng(0)
+    groups = [rng.random(50), rng.random(80) + 1]
+    interval = stratified_bootstrap(groups, lambda gs: float(np.mean([g.mean() for g in gs])), rng)
+    assert interval.low < interval.mean < interval.high
+    assert interval.high - interval.low < 0.2
+
+
+def test_image_grid_tiles_and_scales():
+    images = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+    grid = image_grid(images, columns=2, scale=3)
+    assert grid.shape == (3 * 2 * 3, 2 * 2 * 3, 3)
+    np.testing.assert_array_equal(grid[:3, :3], np.broadcast_to(images[0, 0, 0], (3, 3, 3)))
