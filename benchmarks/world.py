@@ -1,6 +1,6 @@
 """Measure the shapes world against the issue's bars and append the figures to a JSONL log.
 
-    python benchmarks/world.py [--n 1000] [--seed 3000] [--out benchmarks/results/world.jsonl]
+    python -m benchmarks.world [--n 1000] [--seed 3000]
 
 Figures (each over ``--n`` fresh renders, from seeds the suite builder and
 scripts/train_vq.py do not use):
@@ -15,15 +15,12 @@ scripts/train_vq.py do not use):
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import append_result
 from cotimage import suites
 from cotimage.shapes import PatchVQ, check, render
 from cotimage.shapes.spec import alter
@@ -53,19 +50,10 @@ def rejection(records, n: int, rng: np.random.Generator) -> tuple[float, dict[st
     return sum(rejected.values()) / n, per_kind, dict(cases)
 
 
-def commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="cases per figure")
     parser.add_argument("--seed", type=int, default=3000, help="base seed of the fresh renders")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/world.jsonl"))
     args = parser.parse_args()
     pooled = [r for name in suites.NAMES for r in suites.load(name)]
 
@@ -82,8 +70,6 @@ def main() -> None:
     vq_pass_rate = pass_rate(vq.decode(vq.encode(images)), specs)
 
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit(),
         "n": args.n,
         "seed": args.seed,
         "pass_rate": pass_rates,
@@ -106,10 +92,7 @@ def main() -> None:
         judged = "" if bar is None else f"  (bar >= {bar:.1%}: {'ok' if value >= bar else 'BELOW BAR'})"
         print(f"{label:{width}s} {value:8.2%}{judged}")
     print(f"{'checker speed, images/s':{width}s} {result['check_images_per_s']:8.0f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as f:
-        f.write(json.dumps(result) + "\n")
-    print(f"appended to {args.out}")
+    print(f"appended to {append_result('world', result)}")
 
 
 if __name__ == "__main__":

@@ -57,9 +57,19 @@ class EpisodeBatch:
         process_reward_coef: float = 1.0,
     ) -> None:
         self.generator = generators.load(generator) if isinstance(generator, str) else generator
+        if isinstance(self.generator, generators.Policy):
+            self.generator = generators.as_generator(self.generator)
         if not isinstance(self.generator, Generator):
             raise ValueError(f"generator must be a name in {generators.names()} or a Generator, got {generator!r}")
         self.reward = rewards.make(reward)
+        #: The arguments that rebuild these episodes at another batch size (with the loaded models).
+        self.settings = {
+            "generator": self.generator,
+            "reward": self.reward,
+            "suite": suite,
+            "process_reward_every": process_reward_every,
+            "process_reward_coef": process_reward_coef,
+        }
         self.records = suites.load(suite)
         self.suite = suite
         self.length = self.generator.num_image_tokens

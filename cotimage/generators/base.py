@@ -190,11 +190,21 @@ class Policy(nn.Module, ABC):
         return SampleOutput(torch.stack(tokens, 1), torch.stack(log_probs, 1))
 
 
+def zero_value_head(width: int) -> nn.Linear:
+    """``Linear(width, 1)`` starting at zero, so a new value head predicts 0 and leaves the trunk's gradients alone."""
+    head = nn.Linear(width, 1)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 class Generator(ABC):
     """A text-to-image generator: prompts <-> tokens <-> pixels, and the policy to train."""
 
     policy: Policy
     max_prompt_tokens: int
+    #: The id that pads ``encode_prompts`` ids (where its mask is False).
+    pad_token_id: int
     #: How this generator samples unless told otherwise (Janus-Pro: guidance weight 5).
     default_sampling: SamplingConfig = SamplingConfig()
 

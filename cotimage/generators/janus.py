@@ -46,6 +46,7 @@ from cotimage.generators.base import (
     TokenScores,
     check_prompts,
     process_logits,
+    zero_value_head,
 )
 
 DEFAULT_CFG_WEIGHT = 5.0
@@ -113,14 +114,16 @@ class JanusPolicy(Policy):
             )
         self._cache_kw = _cache_keyword(model.model.language_model)
         hidden = model.config.text_config.hidden_size
-        self.value_head = nn.Linear(hidden, 1) if value_head else None
-        if self.value_head is not None:
-            nn.init.zeros_(self.value_head.weight)
-            nn.init.zeros_(self.value_head.bias)
+        self._hidden = hidden
+        self.value_head = zero_value_head(hidden) if value_head else None
 
     @property
     def has_value_head(self) -> bool:
         return self.value_head is not None
+
+    def add_value_head(self) -> None:
+        if self.value_head is None:
+            self.value_head = zero_value_head(self._hidden).to(self.device)
 
     @property
     def device(self) -> torch.device:
@@ -295,6 +298,7 @@ class JanusGenerator(Generator):
         self.policy = JanusPolicy(model, value_head=value_head, **_special_ids(model, processor.tokenizer)).to(device)
         self.default_sampling = SamplingConfig(cfg_weight=cfg_weight)
         self.max_prompt_tokens = max_prompt_tokens
+        self.pad_token_id = int(processor.tokenizer.pad_token_id)
         vq = model.config.vq_config
         self._image_size = int(vq.num_patches * 2 ** (len(vq.channel_multiplier) - 1))
 

@@ -33,6 +33,7 @@ from cotimage.generators.base import (
     TokenScores,
     check_prompts,
     process_logits,
+    zero_value_head,
 )
 from cotimage.shapes.grammar import VOCABULARY, words
 from cotimage.shapes.vq import PatchVQ
@@ -119,12 +120,16 @@ class ShapesPolicy(Policy):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.codebook_size)
-        self.value_head = nn.Linear(cfg.d_model, 1) if value_head else None
+        self.value_head = zero_value_head(cfg.d_model) if value_head else None
         nn.init.normal_(self.pos_embed, std=0.02)
 
     @property
     def has_value_head(self) -> bool:
         return self.value_head is not None
+
+    def add_value_head(self) -> None:
+        if self.value_head is None:
+            self.value_head = zero_value_head(self.cfg.d_model).to(self.boi.device)
 
     # -- building blocks -------------------------------------------------------------------
     def _rows(self, prompts: PromptBatch, guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,25 +192,37 @@ class ShapesPolicy(Policy):
         state.step += 1
         return state
 
+    def _teacher_forced(self, prompts: PromptBatch, fed: torch.Tensor, sampling: SamplingConfig):
+        """Log-probs (B, t + 1, K) and values of the positions after BOI, feeding ``fed`` (B, t)."""
+        ids, key_mask = self._rows(prompts, sampling.guided)
+        fed = fed.to(ids.device)
+        fed = fed.repeat(2, 1) if sampling.guided else fed
+        p, t = self.cfg.prompt_tokens, fed.shape[1]
+        x = torch.cat([self._prefix(ids), self.image_embed(fed) + self.pos_embed[p + 1 : p + 1 + t]], 1)
+        length = p + 1 + t
+        key_mask = torch.cat([key_mask, key_mask.new_ones(len(ids), t + 1)], 1)
+        mask = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril() & key_mask[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, mask)
+        return self._outputs(x[:, p:], len(prompts), sampling)
+
     def score_tokens(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> TokenScores:
         self.check_tokens(tokens)
         if tokens.ndim != 2 or tokens.shape[0] != len(prompts) or not 0 < tokens.shape[1] <= self.cfg.image_tokens:
             raise ValueError(
                 f"tokens must have shape ({len(prompts)}, T) with 0 < T <= {self.cfg.image_tokens}, got {tuple(tokens.shape)}"
             )
-        ids, key_mask = self._rows(prompts, sampling.guided)
-        tokens = tokens.to(ids.device)
-        fed = tokens[:, :-1].repeat(2, 1) if sampling.guided else tokens[:, :-1]
-        p, t = self.cfg.prompt_tokens, tokens.shape[1]
-        x = torch.cat([self._prefix(ids), self.image_embed(fed) + self.pos_embed[p + 1 : p + t]], 1)
-        length = p + t
-        key_mask = torch.cat([key_mask, key_mask.new_ones(len(ids), t)], 1)
-        mask = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril() & key_mask[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, mask)
-        log_probs, values = self._outputs(x[:, p:], len(prompts), sampling)
+        log_probs, values = self._teacher_forced(prompts, tokens[:, :-1], sampling)
         entropy = -(log_probs.exp() * log_probs.masked_fill(log_probs.isinf(), 0)).sum(-1)
+        tokens = tokens.to(log_probs.device)
         return TokenScores(log_probs.gather(-1, tokens[..., None]).squeeze(-1), entropy, values)
+
+    def next_log_probs(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+        """One forward pass over the whole prefix (no cache): the recomputation baseline."""
+        self.check_tokens(tokens)
+        if tokens.shape[1] >= self.cfg.image_tokens:
+            raise ValueError(f"tokens must hold fewer than {self.cfg.image_tokens} tokens to have a next one")
+        return self._teacher_forced(prompts, tokens, sampling)[0][:, -1]
 
     def frozen_reference(self) -> ShapesPolicy:
         reference = copy.deepcopy(self)
@@ -226,14 +243,13 @@ class ShapesPolicy(Policy):
             raise FileNotFoundError(f"no shapes generator weights at {path}; run scripts/train_generator.py")
         with safe_open(str(path), "pt") as f:
             cfg = ShapesConfig(**json.loads(f.metadata()["config"]))
-        policy = cls(cfg, value_head=value_head)
         state = {k: v.float() for k, v in load_file(str(path)).items()}
-        if value_head and "value_head.weight" not in state:
-            nn.init.zeros_(policy.value_head.weight)
-            nn.init.zeros_(policy.value_head.bias)
-            state = {**state, **{f"value_head.{k}": v for k, v in policy.value_head.state_dict().items()}}
-        state = {k: v for k, v in state.items() if value_head or not k.startswith("value_head.")}
+        policy = cls(cfg, value_head="value_head.weight" in state)
         policy.load_state_dict(state)
+        if value_head:
+            policy.add_value_head()
+        else:
+            policy.value_head = None
         return policy
 
 
@@ -255,6 +271,7 @@ class ShapesGenerator(Generator):
         if self.vq.codebook_size != self.policy.codebook_size or self.vq.num_tokens != self.policy.num_image_tokens:
             raise ValueError("the policy's codebook size or token count does not match the tokenizer's")
         self.max_prompt_tokens = self.tokenizer.max_words
+        self.pad_token_id = PAD
 
     @property
     def image_size(self) -> int:

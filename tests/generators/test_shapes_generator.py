@@ -109,3 +109,14 @@ def test_bad_tokens_name_the_range(tiny, prompts):
         tiny.log_prob(prompts, torch.zeros(3, 64, dtype=torch.float32))
     with pytest.raises(ValueError, match="shape"):
         tiny.advance(tiny.start(prompts, SamplingConfig()), torch.zeros(2, dtype=torch.long))
+
+
+def test_next_log_probs_recomputation_equals_the_cache(tiny, prompts):
+    tokens = tiny.sample(prompts, generator=torch.Generator().manual_seed(0)).tokens
+    sampling = SamplingConfig(cfg_weight=2.0)
+    state = tiny.start(prompts, sampling)
+    for t in range(4):
+        tiny.advance(state, tokens[:, t])
+    torch.testing.assert_close(tiny.next_log_probs(prompts, tokens[:, :4], sampling), state.log_probs, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="fewer than 64"):
+        tiny.next_log_probs(prompts, tokens, sampling)

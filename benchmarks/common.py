@@ -1,0 +1,48 @@
+"""Shared helpers of the benchmark scripts: timing and the results file."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Fastest wall time of ``repeats`` calls (after one warm-up), in seconds."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def append_result(name: str, figures: dict) -> Path:
+    """Append one JSON line (timestamp, commit, machine, figures) to ``results/<name>.jsonl``."""
+    RESULTS.mkdir(exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
+    row = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "commit": commit + ("-dirty" if dirty else ""),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **figures,
+    }
+    path = RESULTS / f"{name}.jsonl"
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return path

@@ -1,0 +1,268 @@
+"""The surface every agent shares, as in stable-baselines3: ``learn / predict / save / load``."""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from cotimage import generators
+from cotimage.agents.common.config import AgentConfig
+from cotimage.agents.common.rollout import Rollout, collect
+from cotimage.envs import CotImageEnv, CotImageVectorEnv
+from cotimage.evaluation import evaluate, image_grid
+from cotimage.generators import Generator, Policy, PromptBatch
+
+#: ``callback(agent, metrics)`` after every update; returning ``False`` stops ``learn``.
+Callback = Callable[["Agent", dict[str, float]], "bool | None"]
+
+
+def make_envs(
+    env: str | gym.Env | CotImageVectorEnv, generator: Generator, num_envs: int, env_kwargs: dict | None
+) -> CotImageVectorEnv:
+    """The native vector env an agent collects with, from an env id, an env or a vector env."""
+    if isinstance(env, str):
+        kwargs = {**(env_kwargs or {}), "generator": generator}
+        return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    if env_kwargs:
+        raise ValueError("env_kwargs only apply when env is an id; configure the env you pass instead")
+    if isinstance(env, CotImageVectorEnv):
+        if env.num_envs != num_envs:
+            raise ValueError(f"the vector env has num_envs={env.num_envs}, but config.batch_size={num_envs}")
+        return env
+    if isinstance(getattr(env, "unwrapped", None), CotImageEnv):
+        return CotImageVectorEnv(num_envs, **env.unwrapped.episodes.settings)
+    raise ValueError(f"env must be an env id, a CotImageEnv or a CotImageVectorEnv, got {type(env).__name__}")
+
+
+class Agent(ABC):
+    """Base of every agent: builds env, policy, optimizer and logger, and runs the training loop.
+
+    Args:
+        env: ``"CotImage-v0"`` (with ``env_kwargs``), a ``CotImage-v0`` env, or its vector env
+            with ``num_envs == config.batch_size``. Experience is always collected through it.
+        policy: A generator name, a :class:`~cotimage.generators.Generator`, or a policy.
+            Ignored when ``env`` is an env built with its own generator.
+        config: The algorithm's config dataclass; defaults to ``config_class()``.
+        env_kwargs: Keyword arguments of ``gym.make_vec`` when ``env`` is an id.
+        tensorboard_log: Directory for TensorBoard runs (``None``: no logging).
+        seed: Seeds the env's prompt draws and the token sampler.
+    """
+
+    config_class: ClassVar[type[AgentConfig]] = AgentConfig
+    needs_value_head: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        env: str | gym.Env | CotImageVectorEnv = "CotImage-v0",
+        policy: str | Generator | Policy = "shapes",
+        config: AgentConfig | None = None,
+        *,
+        env_kwargs: dict[str, Any] | None = None,
+        tensorboard_log: str | Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            raise ValueError(f"config must be a {self.config_class.__name__}, got {type(self.config).__name__}")
+        generator = policy if isinstance(env, str) else None
+        generator = generators.as_generator(generator) if generator is not None else None
+        self.envs = make_envs(env, generator, self.config.batch_size, env_kwargs)
+        self.generator = self.envs.generator
+        self.policy: Policy = self.generator.policy
+        if self.needs_value_head:
+            self.policy.add_value_head()
+        self.policy.train()
+        self.reference: Policy | None = self.policy.frozen_reference() if self.uses_reference else None
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+        self.seed = seed
+        self.sampler = torch.Generator().manual_seed(seed)
+        self.num_images = self.num_updates = 0
+        self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
+        self.writer = None
+
+    # -- what each algorithm provides -----------------------------------------------------------
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the algorithm needs a frozen reference policy (e.g. a KL term)."""
+        return False
+
+    @abstractmethod
+    def train_step(self) -> dict[str, float]:
+        """Collect a batch through the env, update the policy, return metrics to log."""
+
+    # -- shared machinery ----------------------------------------------------------------------
+    def collect(self, options: dict[str, Any] | None = None) -> Rollout:
+        """One batch of images from the current policy, through the env."""
+        self.policy.eval()
+        rollout = collect(
+            self.envs,
+            self.policy,
+            self.config.sampling,
+            self.sampler,
+            options,
+            seed=self.seed if self.num_images == 0 else None,
+        )
+        self.policy.train()
+        self.num_images += len(rollout)
+        return rollout
+
+    def optimize(self, loss: torch.Tensor) -> float:
+        """One gradient step with clipping; returns the gradient norm before clipping."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        return float(norm)
+
+    def reward_metrics(self, rollout: Rollout) -> dict[str, float]:
+        return {"reward/mean": float(rollout.scores.mean()), "reward/std": float(rollout.scores.std())}
+
+    def learn(self, total_images: int, callback: Callback | None = None, progress_bar: bool = True, tb_log_name: str | None = None):
+        """Train on ``total_images`` more generated images (rounded up to whole updates).
+
+        Args:
+            total_images: Image budget of this call; ``learn`` may be called again to continue.
+            callback: ``callback(agent, metrics)`` after each update; ``False`` stops training.
+            progress_bar: Show a tqdm bar over images.
+            tb_log_name: TensorBoard run name (default: the agent's class name).
+
+        Returns:
+            The agent.
+        """
+        if total_images < 1:
+            raise ValueError(f"total_images={total_images} must be >= 1")
+        self._open_writer(tb_log_name or type(self).__name__)
+        target = self.num_images + total_images
+        with tqdm(total=total_images, disable=not progress_bar, unit="img", desc=type(self).__name__) as bar:
+            while self.num_images < target:
+                seen, start = self.num_images, time.perf_counter()
+                metrics = self.train_step()
+                self.num_updates += 1
+                metrics["time/images_per_s"] = (self.num_images - seen) / (time.perf_counter() - start)
+                metrics["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
+                if self.config.eval_every and self.num_updates % self.config.eval_every == 0:
+                    metrics.update(self.evaluate())
+                self._log(metrics)
+                bar.update(self.num_images - seen)
+                bar.set_postfix(reward=f"{metrics.get('reward/mean', float('nan')):.3f}")
+                if callback is not None and callback(self, metrics) is False:
+                    break
+        if self.writer is not None:
+            self.writer.flush()
+        return self
+
+    def evaluate(self) -> dict[str, float]:
+        """Periodic evaluation on ``config.eval_suite`` (a fixed seed, so curves compare)."""
+        result = evaluate(
+            self.generator,
+            self.config.eval_suite,
+            images_per_prompt=self.config.eval_images_per_prompt,
+            seed=self.seed,
+            sampling=self.config.sampling,
+            max_prompts=self.config.eval_prompts,
+            progress=False,
+        )
+        self.policy.train()
+        prefix = f"eval/{self.config.eval_suite}"
+        return {f"{prefix}/overall": result.overall.mean, **{f"{prefix}/{k}": v.mean for k, v in result.categories.items()}}
+
+    def _open_writer(self, name: str) -> None:
+        if self.tensorboard_log is None or self.writer is not None:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard_log.mkdir(parents=True, exist_ok=True)
+        index = 1 + sum(1 for p in self.tensorboard_log.glob(f"{name}_*") if p.is_dir())
+        self.writer = SummaryWriter(str(self.tensorboard_log / f"{name}_{index}"))
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        if self.writer is None:
+            return
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, self.num_images)
+        if self.config.eval_every and self.num_updates % self.config.eval_every == 0 and hasattr(self, "_last_images"):
+            grid = image_grid(self._last_images[:16], columns=8, scale=4)
+            self.writer.add_image("samples", grid, self.num_images, dataformats="HWC")
+
+    # -- predict / save / load ---------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, observation: dict[str, np.ndarray], deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """Next token(s) for env observation(s), as SB3's ``predict`` (returns ``(action, None)``).
+
+        Recomputes the prefix for each call: fine for acting in an env, while training rolls
+        out with one cached step per token.
+        """
+        prompt = np.asarray(observation["prompt"])
+        single = prompt.ndim == 1
+        ids = torch.as_tensor(prompt[None] if single else prompt, dtype=torch.long)
+        tokens = torch.as_tensor(np.asarray(observation["image_tokens"]).reshape(len(ids), -1))
+        step = int(np.asarray(observation["step"]).reshape(-1)[0])
+        batch = PromptBatch(ids, ids != self.generator.pad_token_id, ("",) * len(ids))
+        self.policy.eval()
+        log_probs = self.policy.next_log_probs(batch, tokens[:, :step], self.config.sampling)
+        self.policy.train()
+        if deterministic:
+            action = log_probs.argmax(-1)
+        else:
+            action = torch.multinomial(log_probs.exp(), 1, generator=self.sampler).squeeze(1)
+        action = action.numpy()
+        return (action[0] if single else action), None
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write weights (safetensors), config and counters (JSON), optimizer and RNG state.
+
+        Raises:
+            FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false.
+        """
+        path = Path(path)
+        if (path / "agent.json").exists() and not overwrite:
+            raise FileExistsError(f"{path} already holds a saved agent; pass overwrite=True to replace it")
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous() for k, v in self.policy.state_dict().items()}, str(path / "policy.safetensors"))
+        torch.save(
+            {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(), "env_rng": self.envs.np_random.bit_generator.state},
+            path / "state.pt",
+        )
+        meta = {
+            "algorithm": type(self).__name__,
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "num_images": self.num_images,
+            "num_updates": self.num_updates,
+            "cotimage_version": __import__("cotimage").__version__,
+        }
+        (path / "agent.json").write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, env: str | gym.Env | CotImageVectorEnv = "CotImage-v0", policy: str | Generator | Policy = "shapes", **kwargs: Any):
+        """Rebuild a saved agent; ``learn`` then continues exactly where it stopped.
+
+        Args:
+            path: Directory written by :meth:`save`.
+            env, policy, kwargs: As for the constructor (the saved weights replace the policy's).
+        """
+        path = Path(path)
+        if not (path / "agent.json").is_file():
+            raise FileNotFoundError(f"no saved agent at {path} (expected {path / 'agent.json'})")
+        meta = json.loads((path / "agent.json").read_text())
+        if meta["algorithm"] != cls.__name__:
+            raise ValueError(f"{path} holds a {meta['algorithm']} agent; load it with that class, not {cls.__name__}")
+        agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
+        agent.policy.load_state_dict(load_file(str(path / "policy.safetensors")))
+        state = torch.load(path / "state.pt", weights_only=False)
+        agent.optimizer.load_state_dict(state["optimizer"])
+        agent.sampler.set_state(state["sampler"])
+        agent.envs.np_random.bit_generator.state = state["env_rng"]
+        agent.num_images, agent.num_updates = meta["num_images"], meta["num_updates"]
+        return agent

@@ -1,0 +1,98 @@
+"""Collect image episodes through the vector env with the policy's KV cache.
+
+Every agent gathers experience here, so none bypasses the environment: the policy picks
+each token from its cached next-token distribution, the env records it, and the env
+decodes and scores the finished images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from cotimage.envs import CotImageVectorEnv
+from cotimage.envs.core import text_of
+from cotimage.generators import Policy, PromptBatch, SamplingConfig
+
+
+@dataclass
+class Rollout:
+    """One batch of finished images.
+
+    Attributes:
+        prompts: The prompt (record or text) of each row.
+        prompt_batch: The prompts encoded for the policy.
+        tokens: (N, T) image tokens drawn.
+        log_probs: (N, T) their log-probabilities under the sampling distribution.
+        values: (N, T) value-head estimates before each token, or ``None``.
+        rewards: (N, T) per-step env rewards (the score at the end, plus any shaping).
+        scores: (N,) the reward model's score of each finished image.
+        images: (N, H, W, 3) the finished images.
+        details: Per-image reward details (per-criterion outcomes for scene rewards).
+    """
+
+    prompts: list[Any]
+    prompt_batch: PromptBatch
+    tokens: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor | None
+    rewards: torch.Tensor
+    scores: torch.Tensor
+    images: np.ndarray
+    details: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@torch.no_grad()
+def collect(
+    envs: CotImageVectorEnv,
+    policy: Policy,
+    sampling: SamplingConfig,
+    generator: torch.Generator,
+    options: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> Rollout:
+    """Reset ``envs`` with ``options`` and draw one image per sub-env with ``policy``.
+
+    Args:
+        envs: The native vector env (its sub-envs step as one batch).
+        policy: Chooses tokens from its cached next-token distribution.
+        sampling: Temperature, top-k and guidance of the behaviour distribution.
+        generator: Seeded torch RNG for token choices.
+        options: Reset options, e.g. ``{"group_size": 4}`` or ``{"prompts": [...]}``.
+        seed: Seed for the env's prompt RNG (first collection only; later ones continue it).
+    """
+    envs.reset(seed=seed, options=options)
+    prompts = envs.prompts
+    batch = envs.generator.encode_prompts([text_of(p) for p in prompts])
+    state = policy.start(batch, sampling)
+    steps = envs.generator.num_image_tokens
+    tokens, log_probs, values, rewards = [], [], [], []
+    for t in range(steps):
+        token = torch.multinomial(state.log_probs.exp(), 1, generator=generator).squeeze(1)
+        tokens.append(token)
+        log_probs.append(state.log_probs.gather(1, token[:, None]).squeeze(1))
+        values.append(state.values)
+        _, reward, terminated, _, info = envs.step(token.numpy())
+        rewards.append(torch.as_tensor(reward))
+        if t + 1 < steps:
+            policy.advance(state, token)
+    if not terminated.all():
+        raise RuntimeError("the env did not finish its images after num_image_tokens steps")
+    final = info["final_info"]
+    return Rollout(
+        prompts=prompts,
+        prompt_batch=batch,
+        tokens=torch.stack(tokens, 1),
+        log_probs=torch.stack(log_probs, 1),
+        values=torch.stack(values, 1) if values[0] is not None else None,
+        rewards=torch.stack(rewards, 1),
+        scores=torch.as_tensor(np.asarray(final["score"], np.float32)),
+        images=np.stack(final["image"]),
+        details=list(final["reward_details"]),
+    )
