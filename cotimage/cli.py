@@ -42,6 +42,24 @@ def _eval(args: argparse.Namespace) -> None:
             print(f"wrote {path} and {grid}")
 
 
+def _train(args: argparse.Namespace, rest: list[str]) -> None:
+    import tyro
+
+    from cotimage.agents import registry
+
+    cls = registry()[args.agent]
+    config = tyro.cli(cls.config_class, args=rest, prog=f"cotimage train {args.agent} [common options]")
+    if args.save is not None and (args.save / "agent.json").exists():
+        raise ValueError(f"--save {args.save} already holds a saved agent; choose another directory")
+    env_kwargs = {"reward": args.reward, "suite": args.suite}
+    agent = cls("CotImage-v0", args.generator, config, env_kwargs=env_kwargs, tensorboard_log=args.tensorboard_log, seed=args.seed)
+    agent.learn(args.total_images, progress_bar=True)
+    if args.save is not None:
+        print(f"saved to {agent.save(args.save)}")
+    if args.tensorboard_log is not None:
+        print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cotimage", description="RL for autoregressive image generation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,13 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", type=Path, default=None, help="directory for JSON results and sample grids")
     ev.set_defaults(run=_eval)
+
+    tr = commands.add_parser(
+        "train",
+        help="train an agent on CotImage-v0 (algorithm options after the common ones: cotimage train grpo --help)",
+        description="Common options here; the agent's config fields follow as --field value (see 'cotimage train AGENT --help').",
+    )
+    tr.add_argument("agent", choices=["grpo", "dpo", "ppo", "sb3ppo", "reinforce"])
+    tr.add_argument("--total-images", type=int, default=4096, help="image budget of the run")
+    tr.add_argument("--generator", default="shapes")
+    tr.add_argument("--reward", default="scene")
+    tr.add_argument("--suite", default="shapes/compbench-train", choices=suites.NAMES)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--tensorboard-log", type=Path, default=Path("runs/tensorboard"))
+    tr.add_argument("--save", type=Path, default=None, help="directory to save the trained agent to")
+    tr.set_defaults(run=_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        args.run(args)
+        args.run(args, rest) if args.command == "train" else args.run(args)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"cotimage {args.command}: {error}")
 

@@ -3,5 +3,16 @@
 from cotimage.agents.common.agent import Agent
 from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.grpo import GRPO, GRPOConfig
+from cotimage.agents.ppo import PPO, PPOConfig
+from cotimage.agents.reinforce import REINFORCE, REINFORCEConfig
 
-__all__ = ["GRPO", "Agent", "AgentConfig", "GRPOConfig"]
+
+def registry() -> dict[str, type[Agent]]:
+    """Agents by command-line name (SB3PPO and DPO import lazily)."""
+    from cotimage.agents.dpo import DPO
+    from cotimage.agents.sb3 import SB3PPO
+
+    return {"grpo": GRPO, "dpo": DPO, "ppo": PPO, "sb3ppo": SB3PPO, "reinforce": REINFORCE}
+
+
+__all__ = ["GRPO", "PPO", "REINFORCE", "Agent", "AgentConfig", "GRPOConfig", "PPOConfig", "REINFORCEConfig"]

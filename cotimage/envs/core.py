@@ -41,7 +41,8 @@ class EpisodeBatch:
         n: Number of episodes stepped together.
         generator: Generator name or instance (decodes tokens, encodes prompts).
         reward: Reward name, model or callable ``f(images, prompts) -> scores``.
-        suite: Suite that ``reset`` samples prompts from.
+        suite: Suite name, or your own list of prompts (texts or records), that ``reset``
+            samples prompts from.
         process_reward_every: Add potential-based shaping every this many token rows
             (``None`` for terminal reward only).
         process_reward_coef: Scale of the shaping potential.
@@ -52,7 +53,7 @@ class EpisodeBatch:
         n: int,
         generator: str | Generator = "shapes",
         reward: str | rewards.RewardModel | Callable = "scene",
-        suite: str = "shapes/compbench-train",
+        suite: str | Sequence[str | PromptRecord] = "shapes/compbench-train",
         process_reward_every: int | None = None,
         process_reward_coef: float = 1.0,
     ) -> None:
@@ -70,8 +71,8 @@ class EpisodeBatch:
             "process_reward_every": process_reward_every,
             "process_reward_coef": process_reward_coef,
         }
-        self.records = suites.load(suite)
-        self.suite = suite
+        self.records = self._suite_records(suite)
+        self.suite = suite if isinstance(suite, str) else "custom"
         self.length = self.generator.num_image_tokens
         self.row = int(round(self.length**0.5))
         if process_reward_every is not None and not (
@@ -90,6 +91,14 @@ class EpisodeBatch:
         self.step_index = 0
         self.potential = np.zeros(n, np.float32)
         self.done = True
+
+    @staticmethod
+    def _suite_records(suite: str | Sequence[str | PromptRecord]) -> list[PromptRecord | str]:
+        if isinstance(suite, str):
+            return suites.load(suite)
+        if not suite:
+            raise ValueError("suite must be a suite name or a non-empty list of prompts")
+        return [p if isinstance(p, PromptRecord) else custom_record(p) for p in suite]
 
     # -- spaces --------------------------------------------------------------------------------
     def observation_space(self) -> spaces.Dict:

@@ -43,7 +43,7 @@ class CotImageEnv(gym.Env[ObsType, np.int64]):
         generator: Generator name (``"shapes"``, ``"janus-pro"``) or instance.
         reward: Reward name (see :func:`cotimage.rewards.names`), model, or callable
             ``f(images, prompts) -> scores``.
-        suite: Prompt suite that ``reset`` samples from.
+        suite: Prompt suite that ``reset`` samples from: a name, or a list of prompts.
         render_mode: ``None`` or ``"rgb_array"`` (the image decoded so far).
         process_reward_every: Score the partly decoded image every this many token rows and
             add potential-based shaping ``coef * (phi(s') - phi(s))``, with ``phi = 0`` at the
@@ -58,7 +58,7 @@ class CotImageEnv(gym.Env[ObsType, np.int64]):
         self,
         generator: str | Generator = "shapes",
         reward: str | RewardModel | Callable = "scene",
-        suite: str = "shapes/compbench-train",
+        suite: str | list = "shapes/compbench-train",
         render_mode: str | None = None,
         process_reward_every: int | None = None,
         process_reward_coef: float = 1.0,

@@ -43,7 +43,7 @@ class CotImageVectorEnv(VectorEnv):
         num_envs: int,
         generator: str | Generator = "shapes",
         reward: str | RewardModel | Callable = "scene",
-        suite: str = "shapes/compbench-train",
+        suite: str | list = "shapes/compbench-train",
         render_mode: str | None = None,
         process_reward_every: int | None = None,
         process_reward_coef: float = 1.0,

@@ -190,12 +190,31 @@ class Policy(nn.Module, ABC):
         return SampleOutput(torch.stack(tokens, 1), torch.stack(log_probs, 1))
 
 
-def zero_value_head(width: int) -> nn.Linear:
-    """``Linear(width, 1)`` starting at zero, so a new value head predicts 0 and leaves the trunk's gradients alone."""
-    head = nn.Linear(width, 1)
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
-    return head
+class ValueHead(nn.Module):
+    """A small MLP critic on the trunk's final hidden states, predicting 0 at first.
+
+    It reads the features detached: the critic learns from the trunk without moving it, so
+    its early errors cannot wreck the pretrained policy (with shared gradients, native PPO
+    fell from 0.56 to 0.19 scene reward on one prompt in 20 updates).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(width, width)
+        self.out = nn.Linear(width, 1)
+        fixed = torch.Generator().manual_seed(0)  # the same weights always give the same critic
+        nn.init.kaiming_uniform_(self.hidden.weight, a=5**0.5, generator=fixed)
+        nn.init.zeros_(self.hidden.bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.hidden(h.detach()))).squeeze(-1)
+
+
+def zero_value_head(width: int) -> ValueHead:
+    """A new :class:`ValueHead` for a trunk of this width."""
+    return ValueHead(width)
 
 
 class Generator(ABC):

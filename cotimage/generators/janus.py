@@ -156,7 +156,7 @@ class JanusPolicy(Policy):
         uncond = logits[rows:] if sampling.guided else None
         values = None
         if self.value_head is not None:
-            values = self.value_head(h[:rows].to(self.value_head.weight.dtype)).squeeze(-1).float()
+            values = self.value_head(h[:rows].to(self.value_head.out.weight.dtype)).float()
         return process_logits(logits[:rows], uncond, sampling), values
 
     def _embed_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -152,7 +152,7 @@ class ShapesPolicy(Policy):
         h = self.ln_f(h)
         logits = self.head(h)
         uncond = logits[rows:] if sampling.guided else None
-        values = self.value_head(h[:rows]).squeeze(-1) if self.value_head is not None else None
+        values = self.value_head(h[:rows]) if self.value_head is not None else None
         return process_logits(logits[:rows], uncond, sampling), values
 
     # -- the Policy contract -----------------------------------------------------------------
@@ -244,7 +244,7 @@ class ShapesPolicy(Policy):
         with safe_open(str(path), "pt") as f:
             cfg = ShapesConfig(**json.loads(f.metadata()["config"]))
         state = {k: v.float() for k, v in load_file(str(path)).items()}
-        policy = cls(cfg, value_head="value_head.weight" in state)
+        policy = cls(cfg, value_head=any(k.startswith("value_head.") for k in state))
         policy.load_state_dict(state)
         if value_head:
             policy.add_value_head()

@@ -137,7 +137,7 @@ def test_gradients_flow_and_value_head():
     assert scores.values is not None and scores.values.shape == (2, 16) and torch.all(scores.values == 0)
     (scores.log_probs.sum() + scores.values.sum()).backward()
     assert policy.model.model.generation_head.vision_head.weight.grad is not None
-    assert policy.value_head.weight.grad is not None
+    assert policy.value_head.out.weight.grad is not None
     state = policy.start(prompts, GUIDED)
     assert state.values.shape == (2,)
     reference = policy.frozen_reference()

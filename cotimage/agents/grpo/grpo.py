@@ -105,9 +105,9 @@ class GRPO(Agent):
             grad_norm = self.optimize(loss)
         return {
             **self.reward_metrics(rollout),
-            "train/loss": float(loss),
+            "train/loss": loss.item(),
             "train/kl": stats["kl"],
             "train/clip_fraction": stats["clip_fraction"],
-            "train/entropy": float(scores.entropy.mean()),
+            "train/entropy": float(scores.entropy.detach().mean()),
             "train/grad_norm": grad_norm,
         }

@@ -1,0 +1,146 @@
+"""Every native agent: it learns on a tiny configuration, is deterministic, resumes exactly, fails early on bad config."""
+
+import numpy as np
+import pytest
+import torch
+from tbparse import SummaryReader
+
+from cotimage.agents import GRPO, PPO, REINFORCE, GRPOConfig, PPOConfig, REINFORCEConfig
+from cotimage.envs import CotImageEnv
+from cotimage.rewards import make as make_reward
+
+PROMPT = "a red circle to the left of a blue square"
+TINY_ENV = {"suite": [PROMPT]}
+
+
+def scene_score(agent, n=64, seed=123) -> float:
+    """Mean scene reward of ``n`` fresh samples for the one training prompt."""
+    images = agent.generator.generate([PROMPT] * n, agent.config.sampling, seed=seed)
+    return float(make_reward("scene")(images, [PROMPT] * n).mean())
+
+
+# (agent, config, required gain): measured gains over 20 updates, seed 0, were
+# GRPO 0.56 -> 0.95, REINFORCE 0.56 -> 0.68, PPO 0.56 -> 0.84.
+LEARNERS = [
+    (GRPO, GRPOConfig(batch_size=32, group_size=8, learning_rate=3e-4, beta=0.0), 0.2),
+    (REINFORCE, REINFORCEConfig(batch_size=32, group_size=8, learning_rate=5e-4), 0.05),
+    (PPO, PPOConfig(batch_size=32, minibatch_size=32, n_epochs=1, learning_rate=3e-4), 0.15),
+]
+
+
+@pytest.mark.parametrize(("cls", "config", "gain"), LEARNERS, ids=["GRPO", "REINFORCE", "PPO"])
+def test_agent_raises_the_scene_reward_on_one_prompt(cls, config, gain):
+    agent = cls(env_kwargs=TINY_ENV, config=config, seed=0)
+    before = scene_score(agent)
+    agent.learn(32 * 20, progress_bar=False)
+    after = scene_score(agent)
+    assert after > before + gain, (before, after)
+
+
+def scalars(log_dir):
+    frame = SummaryReader(str(log_dir)).scalars
+    return {tag: frame[frame.tag == tag].sort_values("step").value.tolist() for tag in sorted(frame.tag.unique()) if not tag.startswith("time/")}
+
+
+@pytest.mark.parametrize(
+    ("cls", "config"),
+    [(GRPO, GRPOConfig(batch_size=16, group_size=4)), (PPO, PPOConfig(batch_size=16, minibatch_size=8, kl_coef=0.1))],
+    ids=["GRPO", "PPO"],
+)
+def test_same_seed_same_scalars_and_resume_gives_the_same_curve(cls, config, tmp_path):
+    runs = {}
+    for name in ("a", "b"):
+        agent = cls(config=config, tensorboard_log=tmp_path / name, seed=3)
+        agent.learn(16 * 5, progress_bar=False)
+        runs[name] = scalars(tmp_path / name)
+    assert runs["a"] == runs["b"] and len(runs["a"]["reward/mean"]) == 5
+
+    first = cls(config=config, tensorboard_log=tmp_path / "resumed", seed=3)
+    first.learn(16 * 3, progress_bar=False)
+    first.save(tmp_path / "checkpoint")
+    resumed = cls.load(tmp_path / "checkpoint", tensorboard_log=tmp_path / "resumed")
+    assert resumed.num_updates == 3
+    resumed.learn(16 * 2, progress_bar=False)
+    assert scalars(tmp_path / "resumed") == runs["a"]
+
+
+def test_save_refuses_to_overwrite_and_load_checks_the_class(tmp_path):
+    agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4))
+    agent.save(tmp_path / "a")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        agent.save(tmp_path / "a")
+    agent.save(tmp_path / "a", overwrite=True)
+    with pytest.raises(ValueError, match="REINFORCE"):
+        GRPO.load(tmp_path / "a")
+    with pytest.raises(FileNotFoundError, match="agent.json"):
+        GRPO.load(tmp_path / "missing")
+
+
+def test_agents_share_one_model_and_ppo_adds_only_a_value_head():
+    agent = PPO(config=PPOConfig(batch_size=8, minibatch_size=8, kl_coef=0.1))
+    assert agent.policy is agent.envs.generator.policy  # the env decodes with the trained policy's generator
+    assert agent.policy.has_value_head and not agent.reference.has_value_head
+    names = {n for n, _ in agent.policy.named_parameters()}
+    assert {n for n, _ in agent.reference.named_parameters()} == {n for n in names if not n.startswith("value_head")}
+    assert GRPO(config=GRPOConfig(batch_size=8, group_size=4, beta=0.0)).reference is None
+
+
+def test_predict_acts_in_the_single_env():
+    agent = GRPO(config=GRPOConfig(batch_size=8, group_size=4))
+    env = CotImageEnv()
+    obs, _ = env.reset(seed=0)
+    for _ in range(64):
+        action, state = agent.predict(obs, deterministic=True)
+        assert state is None and env.action_space.contains(action)
+        obs, reward, terminated, _, _ = env.step(action)
+    assert terminated
+    batch = {k: np.stack([v, v]) for k, v in env.reset(seed=0)[0].items()}
+    actions, _ = agent.predict(batch, deterministic=True)
+    assert actions.shape == (2,)
+
+
+def test_agent_accepts_an_env_instance():
+    env = CotImageEnv(suite=[PROMPT])
+    agent = REINFORCE(env, config=REINFORCEConfig(batch_size=8, group_size=4))
+    assert agent.envs.num_envs == 8 and agent.generator is env.generator
+    agent.learn(8, progress_bar=False)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: GRPOConfig(batch_size=10, group_size=4), "group_size"),
+        (lambda: GRPOConfig(beta=-0.1), "beta"),
+        (lambda: GRPOConfig(loss_type="ppo"), "loss_type"),
+        (lambda: GRPOConfig(scale_rewards="std"), "scale_rewards"),
+        (lambda: GRPOConfig(importance_sampling_level="image"), "importance_sampling_level"),
+        (lambda: REINFORCEConfig(baseline="mean"), "baseline"),
+        (lambda: REINFORCEConfig(baseline="rloo", group_size=1), "group_size"),
+        (lambda: PPOConfig(batch_size=64, minibatch_size=48), "minibatch_size"),
+        (lambda: PPOConfig(gamma=1.5), "gamma"),
+        (lambda: PPOConfig(kl_coef=-1), "kl_coef"),
+        (lambda: PPOConfig(loss_distribution="guided"), "loss_distribution"),
+        (lambda: PPOConfig(learning_rate=0), "learning_rate"),
+        (lambda: PPOConfig(temperature=0), "temperature"),
+    ],
+)
+def test_bad_config_fails_at_construction_naming_the_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+def test_wrong_config_class_and_mismatched_vector_env():
+    with pytest.raises(ValueError, match="GRPOConfig"):
+        GRPO(config=PPOConfig())
+    from cotimage.envs import CotImageVectorEnv
+
+    with pytest.raises(ValueError, match="batch_size"):
+        GRPO(CotImageVectorEnv(4), config=GRPOConfig(batch_size=8, group_size=4))
+
+
+def test_guided_sampling_with_conditional_loss_runs():
+    config = GRPOConfig(batch_size=8, group_size=4, cfg_weight=2.0, loss_distribution="conditional")
+    agent = GRPO(config=config)
+    metrics = []
+    agent.learn(8, progress_bar=False, callback=lambda a, m: metrics.append(m))
+    assert np.isfinite(metrics[0]["train/loss"]) and torch.isfinite(torch.tensor(metrics[0]["train/kl"]))
