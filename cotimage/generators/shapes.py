@@ -192,11 +192,14 @@ class ShapesPolicy(Policy):
         state.step += 1
         return state
 
-    def _teacher_forced(self, prompts: PromptBatch, fed: torch.Tensor, sampling: SamplingConfig):
-        """Log-probs (B, t + 1, K) and values of the positions after BOI, feeding ``fed`` (B, t)."""
-        ids, key_mask = self._rows(prompts, sampling.guided)
+    def hidden_states(self, prompts: PromptBatch, fed: torch.Tensor, guided: bool = False) -> torch.Tensor:
+        """Trunk outputs (before ``ln_f``) at the positions after BOI, feeding ``fed`` (B, t) -> (rows, t + 1, d).
+
+        With ``guided``, unconditional rows follow the conditional ones.
+        """
+        ids, key_mask = self._rows(prompts, guided)
         fed = fed.to(ids.device)
-        fed = fed.repeat(2, 1) if sampling.guided else fed
+        fed = fed.repeat(2, 1) if guided else fed
         p, t = self.cfg.prompt_tokens, fed.shape[1]
         x = torch.cat([self._prefix(ids), self.image_embed(fed) + self.pos_embed[p + 1 : p + 1 + t]], 1)
         length = p + 1 + t
@@ -204,7 +207,11 @@ class ShapesPolicy(Policy):
         mask = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril() & key_mask[:, None, None, :]
         for block in self.blocks:
             x = block(x, mask)
-        return self._outputs(x[:, p:], len(prompts), sampling)
+        return x[:, p:]
+
+    def _teacher_forced(self, prompts: PromptBatch, fed: torch.Tensor, sampling: SamplingConfig):
+        """Log-probs (B, t + 1, K) and values of the positions after BOI, feeding ``fed`` (B, t)."""
+        return self._outputs(self.hidden_states(prompts, fed, sampling.guided), len(prompts), sampling)
 
     def score_tokens(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> TokenScores:
         self.check_tokens(tokens)

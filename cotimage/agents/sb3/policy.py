@@ -25,23 +25,13 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 
-from cotimage.generators import PromptBatch, SamplingConfig
+from cotimage.generators import PromptBatch
 from cotimage.generators.shapes import PAD, ShapesPolicy
 
 
 def final_hidden(policy: ShapesPolicy, prompts: PromptBatch, fed: torch.Tensor) -> torch.Tensor:
-    """(B, t + 1, d) hidden states after ``ln_f`` at the positions that predict image tokens 0..t.
-
-    Runs the policy's own teacher-forced pass (the exact computation behind
-    ``next_log_probs``) and reads the input of its heads with a forward hook on ``ln_f``.
-    """
-    captured: list[torch.Tensor] = []
-    handle = policy.ln_f.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
-    try:
-        policy._teacher_forced(prompts, fed, SamplingConfig())
-    finally:
-        handle.remove()
-    return captured[0]
+    """(B, t + 1, d) normalised hidden states at the positions that predict image tokens 0..t: the heads' input."""
+    return policy.ln_f(policy.hidden_states(prompts, fed))
 
 
 def shared_prefixes(ids: torch.Tensor, tokens: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
