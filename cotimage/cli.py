@@ -91,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tensorboard-log", type=Path, default=Path("runs/tensorboard"))
     tr.add_argument("--save", type=Path, default=None, help="directory to save the trained agent to")
     tr.set_defaults(run=_train)
+
+    from cotimage.agents.dpo import collect as dpo_collect
+
+    cp = commands.add_parser(
+        "collect-pairs",
+        parents=[dpo_collect.build_parser()],
+        add_help=False,
+        help="write an offline DPO pair dataset (best vs. worst of K images per prompt, through the env)",
+    )
+    cp.set_defaults(run=lambda a: sys.exit(dpo_collect.run(a)))
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from cotimage.agents.common.agent import Agent
 from cotimage.agents.common.config import AgentConfig
+from cotimage.agents.dpo import DPO, DPOConfig
 from cotimage.agents.grpo import GRPO, GRPOConfig
 from cotimage.agents.ppo import PPO, PPOConfig
 from cotimage.agents.reinforce import REINFORCE, REINFORCEConfig
@@ -9,10 +10,12 @@ from cotimage.agents.reinforce import REINFORCE, REINFORCEConfig
 
 def registry() -> dict[str, type[Agent]]:
     """Agents by command-line name (SB3PPO and DPO import lazily)."""
-    from cotimage.agents.dpo import DPO
-    from cotimage.agents.sb3 import SB3PPO
+    from cotimage.agents.sb3 import SB3PPO  # stable-baselines3 imports only when asked for
 
     return {"grpo": GRPO, "dpo": DPO, "ppo": PPO, "sb3ppo": SB3PPO, "reinforce": REINFORCE}
 
 
-__all__ = ["GRPO", "PPO", "REINFORCE", "Agent", "AgentConfig", "GRPOConfig", "PPOConfig", "REINFORCEConfig"]
+__all__ = [
+    "DPO", "GRPO", "PPO", "REINFORCE", "Agent", "AgentConfig", "DPOConfig", "GRPOConfig", "PPOConfig", "REINFORCEConfig",
+    "registry",
+]

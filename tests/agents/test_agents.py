@@ -144,3 +144,11 @@ def test_guided_sampling_with_conditional_loss_runs():
     metrics = []
     agent.learn(8, progress_bar=False, callback=lambda a, m: metrics.append(m))
     assert np.isfinite(metrics[0]["train/loss"]) and torch.isfinite(torch.tensor(metrics[0]["train/kl"]))
+
+
+def test_rollout_details_are_one_dict_per_image():
+    agent = GRPO(env_kwargs=TINY_ENV, config=GRPOConfig(batch_size=8, group_size=4))
+    rollout = agent.collect({"group_size": 4})
+    assert len(rollout.details) == 8
+    assert set(rollout.details[0]) == {"circle/present", "circle/count", "circle/color", "square/present", "square/count", "square/color", "circle left of square/relation"}
+    assert all(isinstance(v, bool) for v in rollout.details[0].values())

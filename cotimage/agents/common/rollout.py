@@ -48,6 +48,14 @@ class Rollout:
         return len(self.tokens)
 
 
+def _per_image(vector_info: dict[str, np.ndarray], n: int) -> list[dict]:
+    """Undo gymnasium's batching of per-env info dicts (a value array and a ``_key`` mask per key)."""
+    return [
+        {k: v[i].item() for k, v in vector_info.items() if not k.startswith("_") and vector_info[f"_{k}"][i]}
+        for i in range(n)
+    ]
+
+
 @torch.no_grad()
 def collect(
     envs: CotImageVectorEnv,
@@ -94,5 +102,5 @@ def collect(
         rewards=torch.stack(rewards, 1),
         scores=torch.as_tensor(np.asarray(final["score"], np.float32)),
         images=np.stack(final["image"]),
-        details=list(final["reward_details"]),
+        details=_per_image(final["reward_details"], len(prompts)),
     )
