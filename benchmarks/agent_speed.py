@@ -1,0 +1,65 @@
+"""Training speed and peak memory of every agent, measured in one run of this script.
+
+    python -m benchmarks.agent_speed [--agents grpo dpo ppo reinforce sb3ppo] [--updates 2]
+
+Each agent trains in its own subprocess (so its peak RSS is its own), one after another on the
+same machine: a warm-up update, then ``--updates`` timed updates. Prints env steps/s, images/s,
+peak RSS, and each native agent's speed as a multiple of SB3PPO's; appends a line to
+benchmarks/results/agent_speed.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from benchmarks.common import append_result, peak_rss_mib
+
+BATCH = {"sb3ppo": 16}  # SB3PPO: 16 envs x n_steps 64 tokens = one image per env per update
+
+
+def measure(name: str, updates: int) -> dict:
+    from cotimage.agents import registry
+
+    cls = registry()[name]
+    agent = cls(config=cls.config_class(batch_size=BATCH.get(name, 64)), seed=0)
+    per_update = agent.config.batch_size
+    agent.learn(per_update, progress_bar=False)  # warm-up
+    start, images = time.perf_counter(), agent.num_images
+    agent.learn(per_update * updates, progress_bar=False)
+    wall = time.perf_counter() - start
+    done = agent.num_images - images
+    tokens = agent.generator.num_image_tokens
+    return {"images_per_s": done / wall, "env_steps_per_s": done * tokens / wall, "peak_rss_mib": peak_rss_mib()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", nargs="+", default=["grpo", "dpo", "ppo", "reinforce", "sb3ppo"])
+    parser.add_argument("--updates", type=int, default=2)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one agent, print JSON
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.updates)))
+        return
+    results = {}
+    for name in args.agents:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.agent_speed", "--one", name, "--updates", str(args.updates)],
+            capture_output=True, text=True, check=True,
+        )
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(name, results[name], flush=True)
+    base = results.get("sb3ppo", {}).get("env_steps_per_s")
+    print("| agent | env steps/s | images/s | x SB3PPO | peak RSS MiB |\n|---|---|---|---|---|")
+    for name, r in results.items():
+        ratio = f"{r['env_steps_per_s'] / base:.1f}" if base else "-"
+        print(f"| {name} | {r['env_steps_per_s']:.0f} | {r['images_per_s']:.2f} | {ratio} | {r['peak_rss_mib']:.0f} |")
+    print(f"appended to {append_result('agent_speed', {'updates': args.updates, 'agents': results, 'driver_rss_mib': peak_rss_mib()})}")
+
+
+if __name__ == "__main__":
+    main()
