@@ -15,15 +15,6 @@ from cotimage.generators import SamplingConfig
 PROMPTS = ("three yellow crosses", "a blue triangle below an orange cross")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These small batches run fastest on one thread, and are steadier on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small(**kwargs):
     return DPOConfig(**{"batch_size": 16, "samples_per_prompt": 4, "learning_rate": 5e-5, "beta": 1.0, **kwargs})
 

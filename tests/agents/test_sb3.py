@@ -20,15 +20,6 @@ def small(**changes):
     return SB3PPOConfig(**{"batch_size": 2, "n_steps": 32, "minibatch_size": 32, "n_epochs": 1, **changes})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: torch's second thread only waits on the other jobs here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def observations(generator, prompts=PROMPTS, steps=STEPS, seed=0):
     """A batch of env observations, row i drawn ``steps[i]`` random tokens into ``prompts[i]``."""
     rng = np.random.default_rng(seed)
