@@ -12,18 +12,7 @@ from tqdm.auto import tqdm
 
 from cotimage import rewards, suites
 from cotimage.generators import Generator, Policy, SamplingConfig, as_generator
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean with a 95% bootstrap interval."""
-
-    mean: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+from cotimage.stats import Interval, stratified_bootstrap
 
 
 @dataclass
@@ -58,15 +47,6 @@ class EvalResult:
         rows = [f"| {k} | {v} |" for k, v in self.categories.items()]
         head = f"| {self.suite} ({self.reward}) | mean [95% CI] |\n|---|---|"
         return "\n".join([head, *rows, f"| **overall** | {self.overall} |"])
-
-
-def stratified_bootstrap(
-    groups: list[np.ndarray], statistic: Callable[[list[np.ndarray]], float], rng: np.random.Generator, n: int = 1000
-) -> Interval:
-    """95% percentile interval of ``statistic`` resampling each group with replacement."""
-    values = [statistic([g[rng.integers(len(g), size=len(g))] for g in groups]) for _ in range(n)]
-    low, high = np.percentile(values, [2.5, 97.5])
-    return Interval(float(statistic(groups)), float(low), float(high))
 
 
 def _mean_of_means(groups: list[np.ndarray]) -> float:

@@ -3,24 +3,48 @@
 >>> from cotimage import rewards
 >>> rm = rewards.make("scene")
 >>> rm(images, prompts)            # float32 array, one score per image
+>>> rewards.make("scene+0.5*clip")  # a weighted sum of registered rewards
 >>> rewards.register("mine", lambda **kw: MyReward(**kw))
+>>> rewards.generalization("pref")  # ranking accuracy in-domain and out-of-domain
+
+Shipped for the shapes world (see :data:`SHIPPED`): ``scene`` and ``scene-strict`` (the
+checker), ``clip`` (a small open_clip CLIP, CLIPScore), ``pref`` and ``pref-narrow`` (a
+Bradley-Terry preference model trained on diverse / narrow prompts) and ``orm`` (an
+outcome classifier). Loaders for real models read local files only: ``clipscore``
+(``model=``, ``checkpoint=``), ``hpsv2`` (``checkpoint=``) and ``pickscore`` (``path=``).
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from cotimage.rewards import ensemble
 from cotimage.rewards.base import RewardModel
+from cotimage.rewards.ensemble import EnsembleReward
+from cotimage.rewards.generalization import GeneralizationResult, generalization
+from cotimage.rewards.learned import LearnedReward, shipped
 from cotimage.rewards.scene import SceneReward
 
 _REGISTRY: dict[str, Callable[..., RewardModel]] = {}
 
+#: The rewards shipped for the shapes world (their learned weights are in cotimage/assets).
+SHIPPED: tuple[str, ...] = ("scene", "scene-strict", "clip", "pref", "pref-narrow", "orm")
+
 
 def register(name: str, factory: Callable[..., RewardModel], overwrite: bool = False) -> None:
-    """Make ``make(name, **kw)`` build ``factory(**kw)``. Refuses to replace a name unless asked."""
+    """Make ``make(name, **kw)`` build ``factory(**kw)``. Refuses to replace a name unless asked.
+
+    Raises:
+        ValueError: for a taken name, or one with characters the ensemble specs use (``+``, ``*``).
+    """
+    if not isinstance(name, str) or not re.fullmatch(ensemble.NAME_PATTERN, name):
+        raise ValueError(f"reward name {name!r} must be letters, digits and _ . : / - only (no '+' or '*')")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"reward {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = factory
@@ -43,21 +67,48 @@ class FunctionReward(RewardModel):
 
 
 def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
-    """Build a reward model from a registered name, a reward model or a plain callable.
+    """Build a reward model from a registered name, an ensemble spec, a reward model or a callable.
+
+    Args:
+        spec: A name (see :func:`names`), a weighted sum such as ``"scene+0.5*clip"`` (see
+            :mod:`cotimage.rewards.ensemble`), a :class:`RewardModel`, or ``f(images, prompts)``.
+        **kwargs: The factory's arguments, e.g. ``make("hpsv2", checkpoint=path)``; for an
+            ensemble, one dict per term under the term's name.
 
     Raises:
-        ValueError: for an unknown name; the message lists the registered ones.
+        ValueError: for an unknown name or a malformed spec; the message lists the registered names.
     """
     if isinstance(spec, RewardModel):
         return spec
     if callable(spec):
         return FunctionReward(spec)
+    if isinstance(spec, str) and ensemble.is_ensemble(spec):
+        return ensemble.build(spec, make, _REGISTRY, **kwargs)
     if not isinstance(spec, str) or spec not in _REGISTRY:
         raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()} (or pass a callable)")
     return _REGISTRY[spec](**kwargs)
 
 
+def _lazy(module: str, attribute: str) -> Callable[..., RewardModel]:
+    """A factory that imports its module on first use: open_clip and transformers take seconds to import."""
+
+    def factory(**kwargs: Any) -> RewardModel:
+        return getattr(importlib.import_module(module), attribute)(**kwargs)
+
+    return factory
+
+
 register("scene", SceneReward)
 register("scene-strict", lambda: SceneReward(strict=True))
+register("clip", _lazy("cotimage.rewards.clip", "shapes_clip"))
+register("pref", partial(shipped, "pref"))
+register("pref-narrow", partial(shipped, "pref-narrow"))
+register("orm", partial(shipped, "orm"))
+register("clipscore", _lazy("cotimage.rewards.clip", "clipscore"))
+register("hpsv2", _lazy("cotimage.rewards.clip", "hpsv2"))
+register("pickscore", _lazy("cotimage.rewards.pickscore", "PickScoreReward"))
 
-__all__ = ["FunctionReward", "RewardModel", "SceneReward", "make", "names", "register"]
+__all__ = [
+    "SHIPPED", "EnsembleReward", "FunctionReward", "GeneralizationResult", "LearnedReward", "RewardModel",
+    "SceneReward", "generalization", "make", "names", "register",
+]

@@ -50,7 +50,29 @@ class RewardModel(ABC):
             raise ValueError(f"reward {self.name!r} returned shape {scores.shape}, expected ({len(images)},)")
         if not np.isfinite(scores).all():
             raise ValueError(f"reward {self.name!r} returned non-finite scores: {scores}")
+        low, high = self.range
+        if scores.size and (scores.min() < low or scores.max() > high):
+            raise ValueError(
+                f"reward {self.name!r} returned scores in [{scores.min()}, {scores.max()}], outside its range {self.range}"
+            )
         return scores, details
+
+    def texts(self, prompts: Sequence[Any]) -> list[str]:
+        """The text of each prompt (a string, or a suite record's ``.text``), for text encoders.
+
+        Raises:
+            ValueError: naming the reward, for a prompt that is neither.
+        """
+        out = []
+        for prompt in prompts:
+            text = prompt if isinstance(prompt, str) else getattr(prompt, "text", None)
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"reward {self.name!r}: prompts must be strings or suite records with .text, "
+                    f"got {type(prompt).__name__}"
+                )
+            out.append(text)
+        return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, range={self.range})"

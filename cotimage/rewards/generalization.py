@@ -1,0 +1,201 @@
+"""How well a reward model generalizes: its pairwise ranking accuracy against the checker.
+
+For each suite, prompts are drawn evenly across its categories and the base generator
+samples ``images_per_prompt`` images for each; the checker scores them (fraction of
+criteria met). Every two images of one prompt with different checker scores make a pair,
+and a reward ranks the pair right when it orders the two images as the checker does (a
+tie in the reward counts one half, as AUC counts ties). Accuracy pools all pairs; its 95%
+interval resamples prompts within categories, since the pairs of one prompt share images
+and are not independent.
+
+In-domain is ``shapes/compbench-val`` (unseen prompts of the kind the learned rewards are
+trained on, ``shapes/compbench-train``); out-of-domain is ``shapes/geneval`` (short
+templated prompts no learned reward sees). This is how the study measures a reward
+model's own generalization (its finding 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from cotimage import generators
+from cotimage.rewards.base import RewardModel
+from cotimage.shapes import check
+from cotimage.stats import Interval, stratified_bootstrap
+from cotimage.suites import PromptRecord
+from cotimage.suites import load as load_suite
+
+DEFAULT_SUITES: tuple[str, ...] = ("shapes/compbench-val", "shapes/geneval")
+
+
+@dataclass(frozen=True)
+class RankingSet:
+    """Base-generator images for some prompts, with the checker's scores.
+
+    Attributes:
+        records: The P prompts.
+        images: uint8 (P * K, H, W, 3), the K images of prompt p at rows ``p * K .. p * K + K - 1``.
+        checker: (P, K) checker scores (fraction of criteria met).
+    """
+
+    records: tuple[PromptRecord, ...]
+    images: np.ndarray = field(repr=False)
+    checker: np.ndarray = field(repr=False)
+
+    @property
+    def images_per_prompt(self) -> int:
+        return self.checker.shape[1]
+
+    @property
+    def prompts(self) -> list[PromptRecord]:
+        """One prompt per image, aligned with :attr:`images`."""
+        return [r for r in self.records for _ in range(self.images_per_prompt)]
+
+    @classmethod
+    def build(
+        cls,
+        records: Sequence[PromptRecord],
+        images_per_prompt: int,
+        seed: int,
+        generator: str = "shapes",
+        batch_size: int = 256,
+    ) -> RankingSet:
+        """Sample ``images_per_prompt`` images per record with a generator and check them."""
+        if images_per_prompt < 2:
+            raise ValueError(f"images_per_prompt={images_per_prompt} must be >= 2 to make pairs")
+        gen = generators.load(generator)
+        prompts = [r for r in records for _ in range(images_per_prompt)]
+        images = np.concatenate(
+            [
+                gen.generate([r.text for r in prompts[start : start + batch_size]], seed=_batch_seed(seed, start))
+                for start in range(0, len(prompts), batch_size)
+            ]
+        )
+        checker = np.array([check(image, r.spec).score for image, r in zip(images, prompts)], np.float32)
+        return cls(tuple(records), images, checker.reshape(len(records), images_per_prompt))
+
+
+def _batch_seed(seed: int, start: int) -> int:
+    return int(np.random.default_rng([seed, start]).integers(2**31))
+
+
+def stratified_prompts(records: Sequence[PromptRecord], n: int | None, rng: np.random.Generator) -> list[PromptRecord]:
+    """``n`` records drawn without replacement, as evenly across categories as they allow (all if ``None``)."""
+    by_category: dict[str, list[PromptRecord]] = {}
+    for r in records:
+        by_category.setdefault(r.category, []).append(r)
+    if n is None or n >= len(records):
+        return list(records)
+    shuffled = [[group[i] for i in rng.permutation(len(group))] for group in by_category.values()]
+    picked: list[PromptRecord] = []
+    while len(picked) < n:  # round robin, so small categories run out first and larger ones fill in
+        for group in shuffled:
+            if group and len(picked) < n:
+                picked.append(group.pop())
+    return picked
+
+
+@lru_cache(maxsize=4)
+def ranking_set(
+    suite: str, prompts_per_suite: int | None, images_per_prompt: int, seed: int, generator: str = "shapes"
+) -> RankingSet:
+    """The (cached) ranking set of a suite: the same arguments give the same images."""
+    records = stratified_prompts(load_suite(suite), prompts_per_suite, np.random.default_rng(seed))
+    return RankingSet.build(records, images_per_prompt, seed, generator)
+
+
+def pair_outcomes(checker: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(P, 2): per prompt, pairs ranked right (ties in ``scores`` count 1/2) and pairs in all.
+
+    Args:
+        checker: (P, K) checker scores; pairs tied here are no pairs.
+        scores: (P, K) reward scores of the same images.
+    """
+    i, j = np.triu_indices(checker.shape[1], k=1)
+    truth = np.sign(checker[:, i] - checker[:, j])
+    guess = np.sign(scores[:, i] - scores[:, j])
+    counted = truth != 0
+    right = np.where(guess == 0, 0.5, (guess == truth).astype(np.float64)) * counted
+    return np.stack([right.sum(1), counted.sum(1)], 1).astype(np.float64)
+
+
+def _pooled_accuracy(groups: list[np.ndarray]) -> float:
+    outcomes = np.concatenate(groups)
+    return float(outcomes[:, 0].sum() / max(outcomes[:, 1].sum(), 1.0))
+
+
+@dataclass
+class GeneralizationResult:
+    """Ranking accuracy of one reward model on each suite.
+
+    Attributes:
+        reward: The reward's name.
+        accuracy: Per suite, pooled pairwise accuracy with its 95% interval.
+        pairs: Per suite, how many pairs were judged.
+        categories: Per suite, the pooled accuracy of each category.
+    """
+
+    reward: str
+    accuracy: dict[str, Interval]
+    pairs: dict[str, int]
+    categories: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict:
+        return {
+            "reward": self.reward,
+            "accuracy": {k: asdict(v) for k, v in self.accuracy.items()},
+            "pairs": self.pairs,
+            "categories": self.categories,
+        }
+
+
+def generalization(
+    rm: RewardModel | str | Callable,
+    suites: Sequence[str] = DEFAULT_SUITES,
+    prompts_per_suite: int | None = 300,
+    images_per_prompt: int = 4,
+    seed: int = 0,
+    generator: str = "shapes",
+) -> GeneralizationResult:
+    """Pairwise ranking accuracy of a reward model against the checker, per suite.
+
+    Args:
+        rm: A reward model, a reward spec or a callable (see :func:`cotimage.rewards.make`).
+        suites: Suites to measure on; by default in-domain then out-of-domain.
+        prompts_per_suite: Prompts drawn per suite, evenly across categories (``None``: all).
+        images_per_prompt: Base-generator images per prompt (each prompt gives up to
+            ``K * (K - 1) / 2`` pairs).
+        seed: Seeds the prompts, the images and the bootstrap.
+        generator: The generator whose images are ranked.
+    """
+    from cotimage.rewards import make  # the registry imports this module
+
+    rm = make(rm)
+    accuracy, pairs, categories = {}, {}, {}
+    for suite in suites:
+        data = ranking_set(suite, prompts_per_suite, images_per_prompt, seed, generator)
+        scores = rm(data.images, data.prompts).reshape(data.checker.shape)
+        outcomes = pair_outcomes(data.checker, scores)
+        by_category: dict[str, list[int]] = {}
+        for row, record in enumerate(data.records):
+            by_category.setdefault(record.category, []).append(row)
+        groups = [outcomes[rows] for rows in by_category.values()]
+        accuracy[suite] = stratified_bootstrap(groups, _pooled_accuracy, np.random.default_rng(seed))
+        pairs[suite] = int(outcomes[:, 1].sum())
+        categories[suite] = {c: _pooled_accuracy([g]) for c, g in zip(by_category, groups)}
+    return GeneralizationResult(rm.name, accuracy, pairs, categories)
+
+
+def table(results: Sequence[GeneralizationResult]) -> str:
+    """A markdown table: one row per reward, one column per suite (accuracy [95% CI], pairs)."""
+    suite_names = list(results[0].accuracy)
+    head = "| reward | " + " | ".join(suite_names) + " |\n|---|" + "---|" * len(suite_names)
+    rows = [
+        f"| {r.reward} | " + " | ".join(f"{r.accuracy[s]} ({r.pairs[s]} pairs)" for s in suite_names) + " |"
+        for r in results
+    ]
+    return "\n".join([head, *rows])

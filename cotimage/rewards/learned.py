@@ -1,0 +1,166 @@
+"""Learned rewards for the shapes world: a preference model (``pref``) and an outcome reward model (``orm``).
+
+Both are one network, :class:`ScorerNet`, which reads the prompt against the image: a
+transformer over the prompt's words (and a CLS token) whose layers also cross-attend to
+patch features from a small conv encoder; the CLS output is one logit. Attending from words
+to patches lets "red" and "circle" pick out the patches of one object, which two separately
+pooled CLIP embeddings cannot do, and since prompts are short the network costs little
+more than its conv encoder.
+
+- ``pref`` (the HPS / ImageReward analogue): trained with a Bradley-Terry loss on pairs of
+  base-generator images for one prompt, the checker labelling which is better; the score is
+  the logit, unbounded, and only differences between images of one prompt mean anything.
+- ``orm``: a classifier of "the image matches the prompt" (all checker criteria hold);
+  the score is the probability, in [0, 1].
+
+Weights are trained by ``scripts/train_rewards.py`` and shipped in fp16 with their config,
+kind and training recipe in the safetensors metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cotimage.generators.shapes import SPECIALS, WordTokenizer
+from cotimage.rewards.base import RewardModel
+from cotimage.shapes.grammar import VOCABULARY
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+#: What a learned reward's logit means: a Bradley-Terry score or a match classifier's logit.
+KINDS: tuple[str, ...] = ("pref", "orm")
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Architecture of :class:`ScorerNet` (stored with its weights)."""
+
+    text_vocab: int = len(SPECIALS) + len(VOCABULARY)
+    prompt_tokens: int = 41
+    image_size: int = 32
+    patch: int = 4
+    d_model: int = 96
+    conv_layers: int = 3
+    layers: int = 3
+    heads: int = 4
+    ff: int = 384
+
+
+class ScorerNet(nn.Module):
+    """uint8 images and encoded prompts -> one logit per (image, prompt) pair."""
+
+    def __init__(self, cfg: ScorerConfig = ScorerConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, grid = cfg.d_model, cfg.image_size // cfg.patch
+        # A patch embedding, then 3x3 convs on the patch grid: an object spans 2-3 patches.
+        self.patch_embed = nn.Conv2d(3, d, cfg.patch, stride=cfg.patch)
+        self.convs = nn.ModuleList(nn.Conv2d(d, d, 3, padding=1) for _ in range(cfg.conv_layers))
+        self.image_pos = nn.Parameter(torch.randn(grid * grid, d) * 0.02)
+        self.image_norm = nn.LayerNorm(d)
+        # A learned "nothing here" token among the patches: attention weight left on it tells
+        # how much of the image matched a query, so counts survive attention's averaging.
+        self.null = nn.Parameter(torch.randn(1, d) * 0.02)
+        self.text_embed = nn.Embedding(cfg.text_vocab, d)
+        self.cls = nn.Parameter(torch.zeros(d))
+        self.text_pos = nn.Parameter(torch.randn(1 + cfg.prompt_tokens, d) * 0.02)
+        layer = nn.TransformerDecoderLayer(
+            d, cfg.heads, cfg.ff, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.decoder = nn.TransformerDecoder(layer, cfg.layers)
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 1)
+
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, H, W, 3) -> the null token and patch features (B, 1 + patches, d)."""
+        x = self.patch_embed(images.permute(0, 3, 1, 2).float() / 127.5 - 1)
+        for conv in self.convs:
+            x = x + conv(F.gelu(x))
+        x = self.image_norm(x.flatten(2).transpose(1, 2) + self.image_pos)
+        return torch.cat([self.null.expand(len(x), 1, -1), x], 1)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, H, W, 3), prompt ids and mask (B, P) -> logits (B,)."""
+        width = int(mask.sum(1).max())  # prompts are left-aligned: drop the all-padding tail
+        ids, mask = ids[:, :width], mask[:, :width]
+        text = torch.cat([self.cls.expand(len(ids), 1, -1), self.text_embed(ids)], 1) + self.text_pos[: width + 1]
+        keep = torch.cat([mask.new_ones(len(ids), 1), mask], 1)
+        x = self.decoder(text, self.image_tokens(images), tgt_key_padding_mask=~keep)
+        return self.head(self.norm(x[:, 0])).squeeze(-1)
+
+
+class LearnedReward(RewardModel):
+    """A :class:`ScorerNet` behind the reward contract, in eval mode, without gradients.
+
+    Args:
+        net: The trained network.
+        kind: ``"pref"`` (score = logit, unbounded) or ``"orm"`` (score = sigmoid(logit), [0, 1]).
+        name: Registry name.
+        batch_size: Images scored per forward pass.
+    """
+
+    def __init__(self, net: ScorerNet, kind: str, name: str, batch_size: int = 512) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} is not allowed; choose one of {list(KINDS)}")
+        self.net = net.eval().requires_grad_(False)
+        self.kind, self.name, self.batch_size = kind, name, batch_size
+        self.range = (0.0, 1.0) if kind == "orm" else (-np.inf, np.inf)
+        self.tokenizer = WordTokenizer(net.cfg.prompt_tokens - 1)
+
+    def encode(self, prompts: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt ids and mask; a prompt over the word limit raises naming this reward."""
+        try:
+            encoded = self.tokenizer(self.texts(prompts))
+        except ValueError as error:
+            raise ValueError(f"reward {self.name!r}: {error}") from error
+        return encoded.ids, encoded.mask
+
+    @torch.no_grad()
+    def score(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:
+        side = self.net.cfg.image_size
+        if images.shape[1:3] != (side, side):
+            raise ValueError(f"reward {self.name!r}: images must be {side} x {side}, got {images.shape[1:3]}")
+        ids, mask = self.encode(prompts)
+        pixels = torch.from_numpy(np.ascontiguousarray(images))
+        logits = torch.cat(
+            [
+                self.net(pixels[i : i + self.batch_size], ids[i : i + self.batch_size], mask[i : i + self.batch_size])
+                for i in range(0, len(images), self.batch_size)
+            ]
+        )
+        return (torch.sigmoid(logits) if self.kind == "orm" else logits).numpy()
+
+    @classmethod
+    def load(cls, path: str | Path, name: str, batch_size: int = 512) -> LearnedReward:
+        """Load weights written by :func:`save_net` (in float32)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"reward {name!r}: no weights at {path}; run scripts/train_rewards.py {name}")
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata()
+        net = ScorerNet(ScorerConfig(**json.loads(metadata["config"])))
+        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        return cls(net, json.loads(metadata["kind"]), name, batch_size)
+
+
+def save_net(net: ScorerNet, path: str | Path, **metadata: Any) -> None:
+    """Write a :class:`ScorerNet` in fp16, its config and JSON-encoded ``metadata`` to one file."""
+    tensors = {k: v.detach().half().contiguous() for k, v in net.state_dict().items()}
+    info = {"config": json.dumps(asdict(net.cfg)), **{k: json.dumps(v) for k, v in metadata.items()}}
+    save_file(tensors, str(path), metadata=info)
+
+
+def shipped(name: str, weights: str | Path | None = None, batch_size: int = 512) -> LearnedReward:
+    """A shipped learned reward by registry name (``pref``, ``pref-narrow``, ``orm``), or other weights."""
+    default = ASSETS / f"reward_{name.replace('-', '_')}.safetensors"
+    return LearnedReward.load(weights or default, name, batch_size)

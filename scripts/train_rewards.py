@@ -1,0 +1,456 @@
+"""Train the shapes world's learned rewards and write them to cotimage/assets/ in fp16.
+
+    python scripts/train_rewards.py [MODEL ...] [--images-per-prompt 8] [--threads 1] [--data FILE.npz] [--force]
+
+MODEL is any of ``clip``, ``pref``, ``pref-narrow``, ``orm`` (default: all four). One run
+takes ``--prompts`` prompts of ``shapes/compbench-train`` (default: all, evenly across its
+categories otherwise), samples ``--images-per-prompt`` images for each with the shipped base
+generator and scores them with the checker; every model trains on that one set (``--data
+FILE.npz`` saves it outside the repository for later runs to reuse):
+
+- ``pref``: Bradley-Terry loss on every pair of one prompt's images whose checker scores
+  differ (``-log sigmoid(r_better - r_worse)``), as HPS and ImageReward are trained on ranked
+  images of one prompt. A group is a prompt's generated images plus a counterfactual
+  :func:`edit` of each (one object recoloured or erased, or the image mirrored), scored by
+  the checker too: the generator's own samples mostly differ in which shapes came out, and
+  the edits add pairs that differ in one colour, count or left-right relation.
+- ``pref-narrow``: the same recipe on a narrow prompt set, the categories ``complex`` and
+  ``size`` only (:data:`NARROW_CATEGORIES`): every kind of criterion, but no one-object
+  scenes and few of the short colour, count and position prompts GenEval is made of.
+- ``orm``: binary cross-entropy on "the image passes every checker criterion" over
+  generated images and their edits, positives weighted up to balance the classes.
+- ``clip``: the open_clip shapes CLIP, contrastive (symmetric InfoNCE) on renders of the
+  prompts' scenes and base-generator images that pass, with hard negatives per prompt:
+  the description of a minimally altered scene and a generated image that fails.
+
+Every model sees the images augmented the same way, which the checker cannot tell apart:
+the palette colours permuted (in the image and in the prompt's colour words) and a
+horizontal flip with "left" and "right" swapped. At the end each model's ranking accuracy
+in-domain and out-of-domain is printed (:func:`cotimage.rewards.generalization`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from cotimage import suites
+from cotimage.generators.shapes import WordTokenizer
+from cotimage.rewards import generalization
+from cotimage.rewards.clip import (
+    SHAPES_CLIP_WEIGHTS,
+    CompactTokenizer,
+    OpenCLIPReward,
+    build_shapes_clip,
+    preprocess,
+    save_shapes_clip,
+    shapes_clip_config,
+)
+from cotimage.rewards.generalization import RankingSet, stratified_prompts, table
+from cotimage.rewards.learned import ASSETS, LearnedReward, ScorerNet, save_net
+from cotimage.shapes import check, detect, render
+from cotimage.shapes.grammar import VOCABULARY, describe
+from cotimage.shapes.render import RENDER_MARGIN, relation_holds
+from cotimage.shapes.spec import BACKGROUND, COLORS, MAX_COUNT, RELATIONS, ObjectSpec, Relation, SceneSpec, alter
+
+MODELS = ("clip", "pref", "pref-narrow", "orm")
+#: The narrow variant's categories of compbench-train: every kind of criterion appears in
+#: ``complex`` (three groups, counts, colours, sizes, a relation), and ``size`` adds two-group
+#: scenes of the one attribute GenEval never asks about.
+NARROW_CATEGORIES = ("complex", "size")
+#: The prompt set of each learned model.
+PROMPT_SETS: dict[str, Callable] = {
+    "clip": lambda record: True,
+    "pref": lambda record: True,
+    "pref-narrow": lambda record: record.category in NARROW_CATEGORIES,
+    "orm": lambda record: True,
+}
+PALETTE = np.array([BACKGROUND, *COLORS.values()], np.uint8)
+_SWAPPABLE = re.compile(r"\b(" + "|".join([*COLORS, "left", "right"]) + r")\b")
+
+
+def output_path(model: str) -> Path:
+    return SHAPES_CLIP_WEIGHTS if model == "clip" else ASSETS / f"reward_{model.replace('-', '_')}.safetensors"
+
+
+# -- augmentation --------------------------------------------------------------------------------
+def palette_index(images: np.ndarray) -> np.ndarray:
+    """uint8 (B, H, W, 3) images whose pixels are palette colours -> palette indices (B, H, W)."""
+    index = (images[..., None, :] == PALETTE).all(-1).argmax(-1).astype(np.uint8)
+    if not (PALETTE[index] == images).all():
+        raise ValueError("augmentation needs images painted in the palette only")
+    return index
+
+
+def draw_augmentation(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """A colour permutation (new index of each palette colour) and whether to flip left-right."""
+    return rng.permutation(len(COLORS)), bool(rng.random() < 0.5)
+
+
+def apply_augmentation(index: np.ndarray, text: str, perm: np.ndarray, flip: bool) -> tuple[np.ndarray, str]:
+    """Recolour (and maybe mirror) one palette-indexed image (H, W), and its prompt to match."""
+    table = PALETTE[np.concatenate([[0], perm + 1])]  # index 0, the background, stays
+    names = list(COLORS)
+    swap = {name: names[perm[i]] for i, name in enumerate(names)}
+    swap.update({"left": "right", "right": "left"} if flip else {"left": "left", "right": "right"})
+    return table[index[:, ::-1] if flip else index], _SWAPPABLE.sub(lambda m: swap[m.group(1)], text)
+
+
+# -- data ---------------------------------------------------------------------------------------
+def training_set(prompts: int | None, images_per_prompt: int, seed: int, cache: Path | None) -> RankingSet:
+    """Base-generator images for compbench-train prompts, scored by the checker.
+
+    Args:
+        prompts: How many prompts, drawn evenly across categories (``None``: all 7,000).
+        images_per_prompt: Images sampled per prompt.
+        seed: Seeds the prompts and the images.
+        cache: An ``.npz`` file (outside the repository) to reuse the set from, or to write
+            it to, so several runs can share one generation.
+    """
+    train = suites.load("shapes/compbench-train")
+    recipe = np.array([-1 if prompts is None else prompts, images_per_prompt, seed])
+    if cache is not None and cache.exists():
+        stored = np.load(cache)
+        if not np.array_equal(stored["recipe"], recipe):
+            raise ValueError(f"--data {cache} holds another set (prompts, images, seed = {stored['recipe']}); "
+                             "delete it or pass another path")
+        records = tuple(train[i] for i in stored["indices"])
+        return RankingSet(records, stored["images"], stored["checker"])
+    records = stratified_prompts(train, prompts, np.random.default_rng(seed))
+    data = RankingSet.build(records, images_per_prompt, seed)
+    if cache is not None:
+        position = {id(r): i for i, r in enumerate(train)}
+        indices = np.array([position[id(r)] for r in records])
+        np.savez_compressed(cache, recipe=recipe, indices=indices, images=data.images, checker=data.checker)
+    return data
+
+
+def groups_of(data: RankingSet, keep: Callable) -> np.ndarray:
+    """Indices of the prompts ``keep`` accepts whose images do not all tie."""
+    return np.array([p for p, r in enumerate(data.records) if keep(r) and np.ptp(data.checker[p]) > 0])
+
+
+def schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over 5% of the steps, then cosine decay to 0."""
+    warmup = max(1, steps // 20)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+
+
+def optimize(
+    params, losses: Iterator[torch.Tensor], steps: int, lr: float, log_every: int, label: str
+) -> None:
+    """AdamW with warm-up and cosine decay over ``steps`` losses; prints a running mean."""
+    params = list(params)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    lr_schedule = schedule(optimizer, steps)
+    start, recent = time.perf_counter(), []
+    for step in range(1, steps + 1):
+        loss = next(losses)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        lr_schedule.step()
+        recent = [*recent[-99:], loss.item()]
+        if step % log_every == 0 or step == steps:
+            print(f"{label} step {step}/{steps} loss {np.mean(recent):.4f} {time.perf_counter() - start:.0f}s", flush=True)
+
+
+# -- pref and orm ---------------------------------------------------------------------------------
+def edit(index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A counterfactual of one palette-indexed image (H, W): one object recoloured or erased, or a mirror.
+
+    The checker then scores the edit against the same prompt, so a group gains pairs that
+    differ in a single colour, count or left-right criterion, which the base generator's
+    own samples rarely do (they mostly differ in which shapes came out at all).
+    """
+    kind = rng.integers(3)
+    if kind == 2:  # mirrored while the prompt is not: "left of" becomes "right of"
+        return index[:, ::-1].copy()
+    objects, count = ndimage.label(index > 0)
+    if count == 0:
+        return index.copy()
+    mask = objects == rng.integers(1, count + 1)
+    out = index.copy()
+    if kind == 0:
+        current = np.bincount(index[mask]).argmax()
+        out[mask] = rng.choice([c for c in range(1, len(PALETTE)) if c != current])
+    else:
+        out[mask] = 0
+    return out
+
+
+def pref_losses(net: ScorerNet, data: RankingSet, keep: Callable, groups: int, seed: int) -> Iterator[torch.Tensor]:
+    """Bradley-Terry losses over all untied pairs of ``groups`` prompts' images (and their edits) per step.
+
+    A group is one prompt's generated images plus an :func:`edit` of each, scored by the
+    checker, all augmented with one draw so that every image is judged against one prompt.
+    """
+    rng = np.random.default_rng(seed)
+    prompts = groups_of(data, keep)
+    k = data.images_per_prompt
+    index = palette_index(data.images).reshape(len(data.records), k, *data.images.shape[1:3])
+    tokenizer = WordTokenizer(net.cfg.prompt_tokens - 1)
+    while True:
+        images, texts, checker = [], [], []
+        for p in prompts[rng.integers(len(prompts), size=groups)]:
+            record = data.records[p]
+            edits = [edit(image, rng) for image in index[p]]
+            checker.append([*data.checker[p], *(check(PALETTE[e], record.spec).score for e in edits)])
+            perm, flip = draw_augmentation(rng)
+            for image in [*index[p], *edits]:
+                image, text = apply_augmentation(image, record.text, perm, flip)
+                images.append(image)
+                texts.append(text)
+        encoded = tokenizer(texts)
+        scores = net(torch.from_numpy(np.stack(images)), encoded.ids, encoded.mask).view(groups, 2 * k)
+        checker = torch.tensor(checker)
+        better = (checker[:, :, None] > checker[:, None, :]).float()
+        margins = scores[:, :, None] - scores[:, None, :]
+        yield -(F.logsigmoid(margins) * better).sum() / better.sum()
+
+
+def orm_losses(net: ScorerNet, data: RankingSet, keep: Callable, batch: int, seed: int) -> Iterator[torch.Tensor]:
+    """Class-balanced binary cross-entropy of "passes every criterion" on random images and edits.
+
+    Half the images are an :func:`edit` of a generated image, labelled by the checker, which
+    puts near-miss failures beside the passing images.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.array([i for i, r in enumerate(data.prompts) if keep(r)])
+    passed = data.checker.reshape(-1) == 1.0
+    positives = int(passed[rows].sum())  # at least 1, so a tiny set without a pass still trains
+    pos_weight = torch.tensor((len(rows) - positives) / max(positives, 1))
+    index = palette_index(data.images)
+    prompts = data.prompts
+    tokenizer = WordTokenizer(net.cfg.prompt_tokens - 1)
+    while True:
+        images, texts, labels = [], [], []
+        for i in rows[rng.integers(len(rows), size=batch)]:
+            image, label = index[i], passed[i]
+            if rng.random() < 0.5:
+                image = edit(image, rng)
+                label = check(PALETTE[image], prompts[i].spec).passed
+            image, text = apply_augmentation(image, prompts[i].text, *draw_augmentation(rng))
+            images.append(image)
+            texts.append(text)
+            labels.append(float(label))
+        encoded = tokenizer(texts)
+        logits = net(torch.from_numpy(np.stack(images)), encoded.ids, encoded.mask)
+        yield F.binary_cross_entropy_with_logits(logits, torch.tensor(labels), pos_weight=pos_weight)
+
+
+# -- clip ----------------------------------------------------------------------------------------
+def caption(image: np.ndarray, rng: np.random.Generator) -> SceneSpec | None:
+    """A scene the checker passes ``image`` against, from what its detector finds (``None`` if nothing).
+
+    Each recognised shape becomes a group with its count, its colour (usually) and size
+    (sometimes) when all its detections share them; consecutive single objects get a
+    relation that holds with the renderer's margin half of the time. Unrecognised blobs go
+    unmentioned, as the checker ignores them.
+    """
+    groups: dict[str, list] = {}
+    for detection in detect(image):
+        if detection.shape is not None:
+            groups.setdefault(detection.shape, []).append(detection)
+    if not groups or any(len(g) > MAX_COUNT for g in groups.values()):
+        return None
+    found = [groups[shape] for shape in rng.permutation(list(groups))]
+    objects = [
+        ObjectSpec(
+            g[0].shape,
+            g[0].color if len({d.color for d in g}) == 1 and rng.random() < 0.8 else None,
+            g[0].size if len({d.size for d in g}) == 1 and rng.random() < 0.3 else None,
+            len(g),
+        )
+        for g in found
+    ]
+    relations: list[Relation] = []
+    for i in range(len(found) - 1):
+        if len(found[i]) == len(found[i + 1]) == 1 and rng.random() < 0.5:
+            a, b = found[i][0].center, found[i + 1][0].center
+            holding = [r for r in RELATIONS if relation_holds(r, a, b, RENDER_MARGIN)]
+            if holding:
+                relations.append(Relation(i, holding[rng.integers(len(holding))], i + 1))
+    return SceneSpec(tuple(objects), tuple(relations))
+
+
+def clip_losses(
+    model: torch.nn.Module, tokenizer: CompactTokenizer, data: RankingSet, batch: int, seed: int
+) -> Iterator[torch.Tensor]:
+    """Symmetric InfoNCE over a batch of examples, each a positive pair and two hard negatives.
+
+    Half the examples pair a prompt with a fresh render of its scene (or a generated image
+    that passes it); their hard negatives are a generated image of the prompt that fails
+    (else a render of a minimally altered scene) and the description of an altered scene.
+    The other half pair a generated image with a :func:`caption` of it, so the model also
+    sees the generator's images as positives; their hard negatives are a render and a
+    description of an altered caption. Images score against all 2B texts and vice versa.
+    """
+    rng = np.random.default_rng(seed)
+    k = data.images_per_prompt
+    index = palette_index(data.images)
+    captions = [caption(image, rng) for image in data.images]
+    captioned = np.array([i for i, spec in enumerate(captions) if spec is not None])
+    passing = [[p * k + j for j in range(k) if data.checker[p, j] == 1.0] for p in range(len(data.records))]
+    failing = [[p * k + j for j in range(k) if data.checker[p, j] < 1.0] for p in range(len(data.records))]
+    targets = torch.arange(batch)
+    while True:
+        examples = []
+        while len(examples) < batch:  # an example whose render found no layout is drawn again
+            if rng.random() < 0.5:
+                p = rng.integers(len(data.records))
+                example = _prompt_example(data.records[p], index, passing[p], failing[p], rng)
+            else:
+                i = rng.choice(captioned)
+                example = _caption_example(captions[i], index[i], rng)
+            if example is not None:
+                examples.append(example)
+        images = np.stack([e[0] for e in examples] + [e[1] for e in examples])
+        texts = [e[2] for e in examples] + [e[3] for e in examples]
+        image_features = model.encode_image(preprocess(images, model.visual.preprocess_cfg), normalize=True)
+        text_features = model.encode_text(tokenizer(texts), normalize=True)
+        scale = model.logit_scale.exp()
+        per_image = scale * image_features[:batch] @ text_features.T
+        per_text = scale * text_features[:batch] @ image_features.T
+        yield (F.cross_entropy(per_image, targets) + F.cross_entropy(per_text, targets)) / 2
+
+
+def _prompt_example(record, index: np.ndarray, passing: list[int], failing: list[int], rng: np.random.Generator):
+    """(positive image, hard-negative image, prompt, hard-negative text), augmented alike; or ``None``."""
+    altered = alter(record.spec, rng).spec  # compbench scenes always have a drawable alteration
+    positive = index[rng.choice(passing)] if passing and rng.random() < 0.5 else _drawn(record.spec, rng)
+    negative = index[rng.choice(failing)] if failing else _drawn(altered, rng)
+    if positive is None or negative is None:
+        return None
+    return _augmented(positive, negative, record.text, describe(altered, rng), rng)
+
+
+def _caption_example(spec: SceneSpec, index: np.ndarray, rng: np.random.Generator):
+    """(generated image, render of an altered caption, caption, altered caption), augmented alike; or ``None``."""
+    try:
+        altered = alter(spec, rng).spec
+    except ValueError:  # a crowded caption may have no alteration the renderer can draw
+        return None
+    negative = _drawn(altered, rng)
+    return None if negative is None else _augmented(index, negative, describe(spec, rng), describe(altered, rng), rng)
+
+
+def _drawn(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray | None:
+    """A render's palette indices, or ``None`` when the renderer finds no layout (crowded scenes)."""
+    try:
+        return palette_index(render(spec, rng)[None])[0]
+    except ValueError:
+        return None
+
+
+def _augmented(positive: np.ndarray, negative: np.ndarray, text: str, wrong: str, rng: np.random.Generator):
+    perm, flip = draw_augmentation(rng)
+    positive, text = apply_augmentation(positive, text, perm, flip)
+    negative, wrong = apply_augmentation(negative, wrong, perm, flip)
+    return positive, negative, text, wrong
+
+
+# -- main ----------------------------------------------------------------------------------------
+#: Optimizer steps per model unless --steps says otherwise.
+STEPS = {"clip": 3000, "pref": 6000, "pref-narrow": 6000, "orm": 5000}
+LEARNING_RATES = {"clip": 1e-3, "pref": 2e-3, "pref-narrow": 2e-3, "orm": 2e-3}
+
+
+def train_learned(model: str, data: RankingSet, args: argparse.Namespace, steps: int) -> LearnedReward:
+    """Train ``pref``, ``pref-narrow`` or ``orm`` and write it; returns the reward."""
+    kind = "orm" if model == "orm" else "pref"
+    torch.manual_seed(args.seed)
+    net = ScorerNet()
+    keep = PROMPT_SETS[model]
+    if kind == "pref":
+        groups = max(1, args.batch // (2 * data.images_per_prompt))  # a group: a prompt's images and their edits
+        losses = pref_losses(net, data, keep, groups, args.seed)
+    else:
+        losses = orm_losses(net, data, keep, args.batch, args.seed)
+    optimize(net.parameters(), losses, steps, LEARNING_RATES[model], args.log_every, model)
+    save_net(net, args.out_dir / output_path(model).name, kind=kind, recipe=recipe(model, data, args, steps))
+    return LearnedReward(net, kind, model)
+
+
+def train_clip(data: RankingSet, args: argparse.Namespace, steps: int) -> OpenCLIPReward:
+    """Train the shapes CLIP and write it; returns the reward."""
+    torch.manual_seed(args.seed)
+    tokenizer = CompactTokenizer.for_texts(list(VOCABULARY), shapes_clip_config()["text_cfg"]["context_length"])
+    model = build_shapes_clip(tokenizer)
+    losses = clip_losses(model, tokenizer, data, args.batch, args.seed)
+    optimize(model.parameters(), losses, steps, LEARNING_RATES["clip"], args.log_every, "clip")
+    save_shapes_clip(model, tokenizer, args.out_dir / output_path("clip").name, recipe=recipe("clip", data, args, steps))
+    return OpenCLIPReward(model, tokenizer, "clip")
+
+
+def recipe(model: str, data: RankingSet, args: argparse.Namespace, steps: int) -> dict:
+    """What a model was trained on, stored in its weights file's metadata."""
+    return {
+        "script": "scripts/train_rewards.py",
+        "suite": "shapes/compbench-train",
+        "prompts": len(data.records),
+        "prompts_used": int(sum(PROMPT_SETS[model](r) for r in data.records)),
+        "prompt_set": f"categories {NARROW_CATEGORIES}" if model == "pref-narrow" else "all categories",
+        "images_per_prompt": data.images_per_prompt,
+        "steps": steps,
+        "batch": args.batch,
+        "lr": LEARNING_RATES[model],
+        "seed": args.seed,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", metavar="MODEL", help=f"any of {', '.join(MODELS)} (default: all)")
+    parser.add_argument("--prompts", type=int, default=None, help="compbench-train prompts (default: all 7,000)")
+    parser.add_argument("--images-per-prompt", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default per model: {STEPS})")
+    parser.add_argument("--batch", type=int, default=64, help="images per step (pref: whole groups); clip: examples")
+    parser.add_argument("--eval-prompts", type=int, default=300, help="prompts per suite for the final accuracy")
+    parser.add_argument("--data", type=Path, default=None, help="an .npz to reuse the generated set from or save it to")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--log-every", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=ASSETS)
+    parser.add_argument("--force", action="store_true", help="overwrite existing weights")
+    args = parser.parse_args(argv)
+    args.models = args.models or list(MODELS)
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
+    for model in args.models:
+        path = args.out_dir / output_path(model).name
+        if path.exists() and not args.force:
+            parser.error(f"{path} exists; pass --force to overwrite it")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    start = time.perf_counter()
+    data = training_set(args.prompts, args.images_per_prompt, args.seed, args.data)
+    print(f"training set: {len(data.records)} prompts x {data.images_per_prompt} images, "
+          f"{(data.checker == 1).mean():.1%} pass, {time.perf_counter() - start:.0f}s", flush=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    trained = []
+    for model in args.models:
+        steps = args.steps or STEPS[model]
+        rm = train_clip(data, args, steps) if model == "clip" else train_learned(model, data, args, steps)
+        trained.append(generalization(rm, prompts_per_suite=args.eval_prompts, seed=args.seed))
+        print(f"wrote {args.out_dir / output_path(model).name}", flush=True)
+    print(table(trained))
+    print(f"total {time.perf_counter() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

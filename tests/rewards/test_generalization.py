@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from cotimage import rewards
+from cotimage.rewards import generalization
+from cotimage.rewards.generalization import RankingSet, pair_outcomes, ranking_set, stratified_prompts, table
+from cotimage.suites import load
+
+SMALL = dict(prompts_per_suite=12, images_per_prompt=3, seed=5)
+
+
+def test_pair_outcomes_skip_checker_ties_and_halve_reward_ties():
+    checker = np.array([[1.0, 0.5, 0.5], [0.2, 0.2, 0.2]])
+    scores = np.array([[3.0, 1.0, 1.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(pair_outcomes(checker, scores), [[2.0, 2.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(pair_outcomes(checker[:1], np.array([[0.0, 1.0, 0.0]])), [[0.5, 2.0]])
+
+
+def test_stratified_prompts_spread_over_categories():
+    records = load("shapes/geneval")
+    picked = stratified_prompts(records, 12, np.random.default_rng(0))
+    assert len(picked) == len({id(r) for r in picked}) == 12
+    counts = {c: sum(r.category == c for r in picked) for c in {r.category for r in records}}
+    assert set(counts.values()) == {2}
+    assert stratified_prompts(records, None, np.random.default_rng(0)) == records
+
+
+def test_ranking_set_is_seeded_and_aligned():
+    data = ranking_set("shapes/geneval", **SMALL)
+    again = RankingSet.build(data.records, 3, seed=5)
+    np.testing.assert_array_equal(data.images, again.images)
+    assert data.images.shape == (36, 32, 32, 3) and data.checker.shape == (12, 3)
+    assert data.prompts[3] is data.records[1]
+    with pytest.raises(ValueError, match="images_per_prompt=1 must be >= 2"):
+        RankingSet.build(data.records, 1, seed=0)
+
+
+def test_the_checker_ranks_perfectly_and_a_constant_at_chance():
+    scene = generalization("scene", **SMALL)
+    constant = generalization(lambda images, prompts: np.zeros(len(images)), **SMALL)
+    for suite in ("shapes/compbench-val", "shapes/geneval"):
+        assert scene.accuracy[suite].mean == 1.0 and scene.pairs[suite] > 0
+        assert constant.accuracy[suite].mean == 0.5
+        assert scene.pairs[suite] == constant.pairs[suite]
+    noisy = generalization(lambda images, prompts: np.random.default_rng(0).random(len(images)), **SMALL)
+    interval = noisy.accuracy["shapes/geneval"]
+    assert interval.low <= interval.mean <= interval.high
+    assert set(scene.categories["shapes/geneval"]) == {r.category for r in load("shapes/geneval")}
+    assert "| scene | 1.000" in table([scene, constant])
+    assert scene.to_dict()["accuracy"]["shapes/geneval"]["mean"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["clip", "pref", "pref-narrow", "orm"])
+def test_shipped_learned_rewards_rank_in_domain_pairs_well(name):
+    result = generalization(rewards.make(name), suites=("shapes/compbench-val",), prompts_per_suite=150)
+    assert result.accuracy["shapes/compbench-val"].mean >= 0.80

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from cotimage import rewards
+from cotimage.generators.shapes import WordTokenizer
+from cotimage.rewards.learned import LearnedReward, ScorerConfig, ScorerNet, save_net
+from cotimage.shapes import render
+
+SHORT, LONG = "a red circle", "a big red circle to the left of two small blue squares and a green triangle"
+TINY = ScorerConfig(d_model=16, conv_layers=1, layers=1, heads=2, ff=32)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return ScorerNet(TINY).eval()
+
+
+def test_a_prompt_scores_the_same_alone_and_beside_a_longer_one(net):
+    images = torch.from_numpy(np.stack([render(SHORT, seed=0), render(LONG, seed=0)]))
+    encoded = WordTokenizer()([SHORT, LONG])
+    with torch.no_grad():
+        together = net(images, encoded.ids, encoded.mask)
+        alone = net(images[:1], encoded.ids[:1], encoded.mask[:1])
+    torch.testing.assert_close(together[:1], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind, low, high", [("pref", -np.inf, np.inf), ("orm", 0.0, 1.0)])
+def test_save_and_load_round_trip_in_fp16(net, tmp_path, kind, low, high):
+    path = tmp_path / f"{kind}.safetensors"
+    save_net(net, path, kind=kind, recipe={"steps": 1})
+    rm = LearnedReward.load(path, name=f"my-{kind}")
+    assert rm.range == (low, high) and rm.name == f"my-{kind}" and not rm.net.training
+    images = np.stack([render(SHORT, seed=0), render(LONG, seed=1)])
+    scores = rm(images, [SHORT, LONG])
+    expected = LearnedReward(net, kind, "x")(images, [SHORT, LONG])
+    np.testing.assert_allclose(scores, expected, atol=0.02)  # fp16 weights
+    np.testing.assert_array_equal(scores, rm(images, [SHORT, LONG]))
+    assert rewards.make("pref", weights=path).name == "pref"
+
+
+def test_bad_inputs_name_the_reward(net):
+    rm = LearnedReward(net, "pref", "mine")
+    with pytest.raises(ValueError, match=r"reward 'mine': images must be 32 x 32, got \(64, 64\)"):
+        rm(np.zeros((1, 64, 64, 3), np.uint8), [SHORT])
+    with pytest.raises(ValueError, match="reward 'mine': prompt has 41 words, over the limit"):
+        rm(np.zeros((1, 32, 32, 3), np.uint8), [" ".join(["circle"] * 41)])
+    with pytest.raises(ValueError, match="kind='dpo' is not allowed; choose one of"):
+        LearnedReward(net, "dpo", "mine")
+
+
+def test_missing_weights_say_which_script_makes_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="reward 'orm': no weights at .*run scripts/train_rewards.py orm"):
+        rewards.make("orm", weights=tmp_path / "none.safetensors")
+
+
+@pytest.mark.parametrize("name", ["pref", "pref-narrow", "orm"])
+def test_shipped_learned_rewards_prefer_the_render_of_the_prompt(name):
+    rm = rewards.make(name)
+    assert isinstance(rm, LearnedReward) and rm.name == name and not rm.net.training
+    prompts = [LONG, "two yellow diamonds above a white cross"]
+    right = np.stack([render(p, seed=3) for p in prompts])
+    scores = rm(np.concatenate([right, right[::-1]]), prompts + prompts)
+    assert (scores[:2] > scores[2:]).all()

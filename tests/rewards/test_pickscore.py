@@ -1,0 +1,57 @@
+import string
+
+import numpy as np
+import pytest
+import torch
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+from cotimage import rewards
+from cotimage.shapes import render
+
+PROMPTS = ["a red circle", "two green triangles"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pickscore(tmp_path_factory):
+    """A random tiny transformers CLIPModel and a processor built offline, saved as save_pretrained writes them."""
+    folder = tmp_path_factory.mktemp("pickscore")
+    chars = list(string.ascii_lowercase + ",")
+    vocab = {token: i for i, token in enumerate(chars + [c + "</w>" for c in chars])}
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    text = dict(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=64, bos_token_id=vocab["<|startoftext|>"],
+                eos_token_id=vocab["<|endoftext|>"])
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).save_pretrained(folder)
+    return folder
+
+
+def test_pickscore_is_the_scaled_cosine(tiny_pickscore):
+    rm = rewards.make("pickscore", path=tiny_pickscore)
+    images = np.stack([render(p, seed=0) for p in PROMPTS])
+    scores = rm(images, PROMPTS)
+    inputs = rm.processor(text=PROMPTS, images=list(images), return_tensors="pt", padding=True)
+    with torch.no_grad():
+        image = rm.model.get_image_features(pixel_values=inputs["pixel_values"])
+        text = rm.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    image, text = (getattr(x, "pooler_output", x) for x in (image, text))
+    expected = rm.model.logit_scale.exp() * torch.nn.functional.cosine_similarity(image, text)
+    np.testing.assert_allclose(scores, expected.numpy(), rtol=1e-4, atol=1e-4)
+    assert rm.name == "pickscore" and rm.range[0] == -rm.range[1]
+    np.testing.assert_array_equal(scores, rm(images, PROMPTS))
+
+
+def test_a_separate_processor_directory(tiny_pickscore):
+    rm = rewards.make("pickscore", path=tiny_pickscore, processor_path=tiny_pickscore)
+    assert rm(render(PROMPTS[0], seed=0)[None], PROMPTS[:1]).shape == (1,)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"path": "/no/such/dir"}])
+def test_a_missing_model_says_how_to_provide_it(kwargs):
+    with pytest.raises(FileNotFoundError, match="reward 'pickscore'.*save_pretrained.*rewards.make\\('pickscore', path="):
+        rewards.make("pickscore", **kwargs)

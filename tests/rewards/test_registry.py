@@ -1,0 +1,67 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import cotimage  # noqa: F401  (registers CotImage-v0)
+from cotimage import rewards
+from cotimage.rewards import SHIPPED, FunctionReward, RewardModel
+from cotimage.shapes import render
+from cotimage.suites import load
+
+PROMPT = "a red circle to the left of a blue square"
+SPECS = [*SHIPPED, "scene+0.5*clip", "0.5*pref+orm"]
+
+
+def test_the_registry_lists_shipped_rewards_and_loaders():
+    assert set(SHIPPED) | {"clipscore", "hpsv2", "pickscore"} <= set(rewards.names())
+
+
+def test_unknown_specs_list_the_registry():
+    with pytest.raises(ValueError, match=r"reward='nope' is unknown; registered rewards: \[.*'pref-narrow'"):
+        rewards.make("nope")
+    with pytest.raises(ValueError, match="reward=3 is unknown"):
+        rewards.make(3)
+
+
+def test_register_extends_the_registry_and_guards_names(registry):
+    registry.register("ones", lambda: FunctionReward(lambda i, p: np.ones(len(i)), "ones"))
+    assert registry.make("ones")(render(PROMPT, seed=0)[None], [PROMPT])[0] == 1.0
+    assert registry.make("ones+scene").name == "ones+scene"
+    with pytest.raises(ValueError, match="'ones' is already registered"):
+        registry.register("ones", lambda: None)
+    with pytest.raises(ValueError, match=r"reward name 'a\+b' must be letters"):
+        registry.register("a+b", lambda: None)
+
+
+def test_make_passes_models_through_and_wraps_callables():
+    rm = rewards.make("scene")
+    assert rewards.make(rm) is rm
+    wrapped = rewards.make(lambda images, prompts: np.zeros(len(images)))
+    assert isinstance(wrapped, FunctionReward) and wrapped.name == "<lambda>"
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_shipped_specs_follow_the_contract(spec):
+    rm = rewards.make(spec)
+    assert isinstance(rm, RewardModel) and rm.name == spec
+    records = load("shapes/compbench-val")[:3]
+    images = np.stack([render(r.spec, seed=i) for i, r in enumerate(records)])
+    prompts = [records[0], records[1].text, records[2]]  # records and strings alike
+    scores = rm(images, prompts)
+    assert scores.dtype == np.float32 and scores.shape == (3,)
+    assert (rm.range[0] <= scores).all() and (scores <= rm.range[1]).all()
+    np.testing.assert_array_equal(scores, rewards.make(spec)(images, prompts))  # deterministic, fresh instance
+    with pytest.raises(ValueError, match=f"reward {spec!r}: expected 3 prompts"):
+        rm(images, prompts[:2])
+
+
+@pytest.mark.parametrize("spec", [*SPECS, lambda images, prompts: np.full(len(images), 0.25)],
+                         ids=[*SPECS, "callable"])
+def test_every_shipped_spec_and_a_callable_drive_the_env(spec):
+    env = gym.make("CotImage-v0", reward=spec)
+    env.reset(seed=0, options={"prompt": PROMPT})
+    for action in np.random.default_rng(0).integers(256, size=64):
+        _, reward, terminated, _, info = env.step(action)
+    assert terminated and reward == info["score"]
+    if callable(spec):
+        assert reward == 0.25

@@ -1,0 +1,63 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from cotimage import rewards
+from cotimage.shapes import check, render
+from cotimage.suites import load
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_rewards.py"
+spec = importlib.util.spec_from_file_location("train_rewards", SCRIPT)
+train_rewards = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train_rewards)
+
+
+def test_augmentation_keeps_the_checkers_verdict():
+    records = load("shapes/compbench-val")[:40]
+    rng = np.random.default_rng(0)
+    images = np.stack([render(r.spec, rng) for r in records])
+    texts = [r.text for r in records]
+    indices = train_rewards.palette_index(images)
+    augmented = [train_rewards.apply_augmentation(i, t, *train_rewards.draw_augmentation(rng)) for i, t in zip(indices, texts)]
+    assert any(text != new for text, (_, new) in zip(texts, augmented))
+    for (image, text), record in zip(augmented, records):
+        assert check(image, text).passed  # recoloured and mirrored alike, the new prompt still holds
+        assert check(image, record.text).passed == (text == record.text)
+
+
+def test_edits_change_one_object_or_mirror_the_image():
+    image = render("a red circle to the left of a blue square", seed=0)
+    index = train_rewards.palette_index(image[None])[0]
+    rng = np.random.default_rng(0)
+    edits = [train_rewards.edit(index, rng) for _ in range(30)]
+    assert any(np.array_equal(e, index[:, ::-1]) for e in edits)
+    assert any((e > 0).sum() < (index > 0).sum() for e in edits)  # an object erased
+    assert any(not check(train_rewards.PALETTE[e], "a red circle to the left of a blue square").passed for e in edits)
+
+
+def test_captions_describe_what_the_checker_sees():
+    rng = np.random.default_rng(0)
+    image = render("two red circles and a blue square above a green triangle", seed=1)
+    scene = train_rewards.caption(image, rng)
+    assert sorted(o.shape for o in scene.objects) == ["circle", "square", "triangle"]
+    assert check(image, scene).passed
+
+
+def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_path, capsys):
+    args = ["--prompts", "5", "--images-per-prompt", "2", "--steps", "1", "--batch", "8", "--eval-prompts", "6",
+            "--out-dir", str(tmp_path), "--data", str(tmp_path / "set.npz")]
+    train_rewards.main(args)
+    assert "| pref-narrow |" in capsys.readouterr().out
+    for name in train_rewards.MODELS:
+        path = tmp_path / train_rewards.output_path(name).name
+        with safe_open(str(path), "pt") as f:
+            assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}  # noqa: SIM118 (safe_open is no dict)
+            assert json.loads(f.metadata()["recipe"])["images_per_prompt"] == 2
+        assert rewards.make(name, weights=path).name == name
+    with pytest.raises(SystemExit):
+        train_rewards.main(args)  # the weights exist now
+    train_rewards.main(["pref", *args, "--force"])  # and the generated set is reused from set.npz
