@@ -17,19 +17,8 @@ import torch
 
 from benchmarks.common import append_result, peak_rss_mib
 from cotimage.agents import registry
+from cotimage.bench.settings import AGENT_SETTINGS as SETTINGS  # tuned in one place, shared with cotimage bench
 from cotimage.evaluation import evaluate
-
-#: Per-agent settings for the comparison (the budget is shared). Adam's steps are about
-#: ``learning_rate`` per weight whatever the gradient's size, so RL on the pretrained policy
-#: needs a small rate: GRPO on 3,072 images moved compbench-val by -0.053 at 1e-4, +0.029 at
-#: 1e-5 and +0.034 at 3e-5.
-SETTINGS = {
-    "grpo": {"learning_rate": 3e-5, "group_size": 8, "beta": 0.01},
-    "reinforce": {"learning_rate": 3e-5, "group_size": 8},
-    "ppo": {"learning_rate": 3e-5, "minibatch_size": 32},
-    "dpo": {"learning_rate": 1e-5, "mode": "online", "samples_per_prompt": 8},
-    "sb3ppo": {"learning_rate": 1e-5},
-}
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The ``cotimage`` command line.
 
 cotimage eval [--generator shapes] [--suite shapes/geneval] [--images-per-prompt 4] ...
+cotimage bench [--preset quick] [--out runs/bench/quick] [--workers 2] ...
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an offline DPO pair dataset (best vs. worst of K images per prompt, through the env)",
     )
     cp.set_defaults(run=lambda a: sys.exit(dpo_collect.run(a)))
+
+    from cotimage.bench import cli as bench_cli
+
+    bn = commands.add_parser(
+        "bench",
+        parents=[bench_cli.build_parser(add_help=False)],
+        help="run a benchmark grid (agents x rewards x seeds x variants), resumable; tables, plots, TensorBoard",
+        description=bench_cli.build_parser().description,
+    )
+    bn.set_defaults(run=bench_cli.run)
     return parser
 
 
@@ -111,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         args.run(args, rest) if args.command == "train" else args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         sys.exit(f"cotimage {args.command}: {error}")
 
 

@@ -1,0 +1,51 @@
+"""The benchmark harness: a grid of (agent, reward, seed, variant) cells, resumable, with seed statistics.
+
+>>> from cotimage import bench
+>>> results = bench.main(bench.presets.get("quick"), "runs/bench/quick")
+>>> print(bench.report.markdown(results))
+
+``cotimage bench --preset quick`` does the same from the command line (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cotimage.bench import presets, report
+from cotimage.bench.grid import Cell, Preset, Variant
+from cotimage.bench.presets import PRESETS
+from cotimage.bench.runner import evaluate_cell, run, run_cell
+from cotimage.bench.settings import AGENT_SETTINGS
+
+
+def main(
+    preset: Preset,
+    out: str | Path,
+    workers: int = 1,
+    threads: int = 1,
+    progress: bool = True,
+    cells: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run a preset's unfinished cells, then aggregate every cell and write the report into ``out``.
+
+    Args:
+        preset: The grid (e.g. ``presets.get("quick")``, or your own :class:`Preset`).
+        out: Output directory: ``results.{json,csv,md}`` and the plots (and, unless ``cells``
+            says otherwise, ``cells/`` and ``tb/``).
+        workers: Cells run at once, each in its own process (1: in this process).
+        threads: Torch threads per process.
+        progress: Show a progress bar over cells.
+        cells: Directory that holds the cell records (``cells/``) and their TensorBoard runs
+            (``tb/``), default ``out``. Grids that share one reuse each other's finished cells:
+            a cell with the same settings runs once (the study's presets share theirs).
+
+    Returns:
+        The aggregated results (the content of ``results.json``).
+    """
+    return report.write_report(preset, run(preset, cells or out, workers, threads, progress), out)
+
+
+__all__ = [
+    "AGENT_SETTINGS", "PRESETS", "Cell", "Preset", "Variant", "evaluate_cell", "main", "presets", "report", "run", "run_cell",
+]

@@ -1,0 +1,339 @@
+"""The benchmark grid: a preset names agents, rewards, seeds and variants; a cell is one of each.
+
+A cell is ``(agent, reward, seed, variant)``. ``agent`` is a registered agent
+(``cotimage.agents.registry()``) or a baseline: ``base`` (the base generator, untrained) or
+``best-of-N`` (N base-generator samples per prompt, the one the reward scores highest is kept).
+``reward`` is the training reward (any :func:`cotimage.rewards.make` spec), ``variant`` a named
+set of config overrides and training prompts. Evaluation always uses the checker, with one
+fixed seed, so every cell is scored on the same prompts and sampler draws.
+
+Baselines do not train, so they depend on fewer coordinates: ``base`` is one cell for the whole
+grid, ``best-of-N`` one cell per reward; both ignore seeds and variants.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from cotimage.bench.settings import AGENT_SETTINGS
+
+if TYPE_CHECKING:
+    from cotimage.agents import AgentConfig
+    from cotimage.suites import PromptRecord
+
+BASE = "base"
+_BEST_OF = re.compile(r"best-of-(\d+)")
+#: Variant names and reward slugs become file names.
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: Variant override that is no config field: the number of iterative DPO rounds in the budget.
+ROUNDS = "rounds"
+
+
+def best_of(agent: str) -> int | None:
+    """N of a ``best-of-N`` baseline name, else ``None``."""
+    match = _BEST_OF.fullmatch(agent)
+    return int(match.group(1)) if match else None
+
+
+def is_baseline(agent: str) -> bool:
+    """Whether ``agent`` is ``base`` or ``best-of-N`` (no training)."""
+    return agent == BASE or best_of(agent) is not None
+
+
+def _registry() -> dict[str, Any]:
+    from cotimage.agents import registry  # torch and stable-baselines3 import only when a grid is checked or run
+
+    return registry()
+
+
+def check_agent(agent: str) -> None:
+    """Raise ``ValueError`` listing the allowed names unless ``agent`` is one."""
+    n = best_of(agent)
+    if n is not None and n < 2:
+        raise ValueError(f"agent={agent!r}: best-of-N needs N >= 2")
+    if n is None and agent != BASE and agent not in _registry():
+        raise ValueError(f"agent={agent!r} is unknown; allowed: {[*_registry(), BASE, 'best-of-N (e.g. best-of-4)']}")
+
+
+def check_reward(spec: str) -> None:
+    """Raise ``ValueError`` listing the registered rewards unless ``spec`` names one or a weighted sum of them.
+
+    Checks the name only: learned rewards load their weights when a cell runs.
+    """
+    from cotimage import rewards
+    from cotimage.rewards import ensemble
+
+    if not isinstance(spec, str):
+        raise ValueError(f"reward={spec!r} must be a reward spec string, e.g. 'scene' or 'scene+0.5*pref'")
+    if ensemble.is_ensemble(spec):
+        ensemble.parse(spec, rewards.names())
+    elif spec not in rewards.names():
+        raise ValueError(f"reward={spec!r} is unknown; registered rewards: {rewards.names()} (or a sum like 'scene+0.5*pref')")
+
+
+def reward_slug(spec: str) -> str:
+    """A file-name-safe form of a reward spec (``scene+0.5*pref`` -> ``scene+0.5xpref``)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", spec.replace("*", "x"))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named set of overrides of the agents' configs and of the training prompts.
+
+    Attributes:
+        name: Short name, used in cell ids and tables (letters, digits, ``_ . -``).
+        overrides: Config-field values, applied to each agent whose config has the field
+            (e.g. ``{"group_size": 8, "samples_per_prompt": 8}`` sets GRPO's group and DPO's K).
+            ``rounds`` sets iterative DPO's round count: ``prompts_per_round`` becomes
+            ``budget // (rounds * samples_per_prompt)``.
+        train_prompts: Train on this many prompts of the training suite, drawn evenly across
+            its categories with a fixed seed, so all seeds of a variant share them (``None``: all).
+        train_categories: Train on these categories of the training suite only (``None``: all).
+        agents: Agents the variant applies to (``None``: all trained agents of the preset).
+    """
+
+    name: str = "default"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    train_prompts: int | None = None
+    train_categories: tuple[str, ...] | None = None
+    agents: tuple[str, ...] | None = None
+
+    def applies_to(self, agent: str) -> bool:
+        """Whether the variant makes cells of ``agent`` (never of a baseline)."""
+        return not is_baseline(agent) and (self.agents is None or agent in self.agents)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (saved in each cell's settings)."""
+        return {**asdict(self), "overrides": dict(self.overrides)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid.
+
+    Attributes:
+        agent: Agent or baseline name.
+        reward: Training reward spec (for ``best-of-N``: the selecting reward; ``None`` for ``base``).
+        seed: Training seed (0 for baselines).
+        variant: The variant (``None`` for baselines).
+    """
+
+    agent: str
+    reward: str | None = None
+    seed: int = 0
+    variant: Variant | None = None
+
+    @property
+    def id(self) -> str:
+        """File and TensorBoard name: ``base``, ``best-of-4__scene``, ``grpo__scene__default__s0``."""
+        parts = [self.agent]
+        if self.reward is not None:
+            parts.append(reward_slug(self.reward))
+        if self.variant is not None:
+            parts += [self.variant.name, f"s{self.seed}"]
+        return "__".join(parts)
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """``(agent, reward, variant)`` its seeds are aggregated over (``-`` where a baseline has none)."""
+        return self.agent, self.reward or "-", self.variant.name if self.variant else "-"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A benchmark grid with its budgets and evaluation.
+
+    Attributes:
+        name: Preset name; the default output directory is ``runs/bench/<name>``.
+        description: One line for ``cotimage bench --list``.
+        agents: Agent and baseline names, in table order.
+        rewards: Training reward specs (one panel each in the curve plots).
+        seeds: Seeds ``0 .. seeds - 1`` of every trained cell.
+        budget: Training images per trained cell.
+        batch_size: Images per update of every agent (before ``agent_overrides``).
+        variants: Variants of the trained agents.
+        agent_overrides: Per agent, config fields over :data:`AGENT_SETTINGS` and ``batch_size``.
+        agent_budgets: Per agent, a cap on ``budget`` (SB3PPO is about 10x slower than the rest).
+        eval_every: Evaluate every this many training images (and always before and at the end; 0: only then).
+        eval_prompts: Evaluation prompts per category of each suite.
+        eval_images_per_prompt: Images per evaluation prompt.
+        eval_seed: The evaluation's seed, the same in every cell.
+        in_domain: Suite of the in-domain evaluation (unseen prompts like the training ones).
+        out_of_domain: Suite of the out-of-domain evaluation.
+        train_suite: Suite the training prompts come from.
+        generator: Generator every cell starts from.
+        generalization_prompts: When set, the report adds finding 2: each reward's ranking
+            accuracy (:func:`cotimage.rewards.generalization`, this many prompts per suite)
+            against the gains of agents trained on it.
+    """
+
+    name: str
+    agents: tuple[str, ...]
+    description: str = ""
+    rewards: tuple[str, ...] = ("scene",)
+    seeds: int = 3
+    budget: int = 2048
+    batch_size: int = 64
+    variants: tuple[Variant, ...] = (Variant(),)
+    agent_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    agent_budgets: Mapping[str, int] = field(default_factory=dict)
+    eval_every: int = 512
+    eval_prompts: int = 10
+    eval_images_per_prompt: int = 2
+    eval_seed: int = 0
+    in_domain: str = "shapes/compbench-val"
+    out_of_domain: str = "shapes/geneval"
+    train_suite: str = "shapes/compbench-train"
+    generator: str = "shapes"
+    generalization_prompts: int | None = None
+
+    @property
+    def trained_agents(self) -> tuple[str, ...]:
+        """The agents that train (not ``base`` or ``best-of-N``)."""
+        return tuple(a for a in self.agents if not is_baseline(a))
+
+    # -- validation ------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field and its allowed values for anything a run would trip on."""
+        from cotimage import generators, suites
+
+        if self.generator not in generators.names():
+            raise ValueError(f"generator={self.generator!r} is unknown; generators: {generators.names()}")
+        if not self.agents:
+            raise ValueError("agents must name at least one agent or baseline")
+        if len(set(self.agents)) != len(self.agents):
+            raise ValueError(f"agents={list(self.agents)} repeats a name")
+        for agent in self.agents:
+            check_agent(agent)
+        if not self.rewards or len(set(self.rewards)) != len(self.rewards):
+            raise ValueError(f"rewards={list(self.rewards)} must be non-empty without repeats")
+        for spec in self.rewards:
+            check_reward(spec)
+        positive = {"seeds": self.seeds, "budget": self.budget, "batch_size": self.batch_size,
+                    "eval_prompts": self.eval_prompts, "eval_images_per_prompt": self.eval_images_per_prompt}
+        for name, value in positive.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an int >= 1")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every={self.eval_every} must be >= 0 (0: evaluate before and after training only)")
+        for suite in (self.in_domain, self.out_of_domain, self.train_suite):
+            if suite not in suites.NAMES:
+                raise ValueError(f"suite={suite!r} is unknown; known suites: {list(suites.NAMES)}")
+        for mapping, what in ((self.agent_overrides, "agent_overrides"), (self.agent_budgets, "agent_budgets")):
+            stray = set(mapping) - set(self.trained_agents)
+            if stray:
+                raise ValueError(f"{what} names {sorted(stray)}, not trained agents of this preset: {list(self.trained_agents)}")
+        if not self.variants or len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError(f"variants {[v.name for v in self.variants]} must be non-empty with distinct names")
+        for variant in self.variants:
+            self._validate_variant(variant)
+        for cell in self.cells():
+            if not is_baseline(cell.agent):
+                self.config(cell)  # the config's own checks, e.g. group_size must divide batch_size
+
+    def _validate_variant(self, variant: Variant) -> None:
+        from cotimage import suites
+
+        if not _NAME.fullmatch(variant.name):
+            raise ValueError(f"variant name {variant.name!r} must be letters, digits and _ . - only")
+        if variant.agents is not None and not set(variant.agents) <= set(self.trained_agents):
+            raise ValueError(f"variant {variant.name!r}: agents={list(variant.agents)} must be among {list(self.trained_agents)}")
+        applicable = [a for a in self.trained_agents if variant.applies_to(a)]
+        known = {f.name for a in applicable for f in fields(_registry()[a].config_class)}
+        known |= {ROUNDS} if "prompts_per_round" in known else set()
+        unknown = set(variant.overrides) - known
+        if unknown:
+            raise ValueError(f"variant {variant.name!r}: overrides {sorted(unknown)} are no config field of {applicable}; fields: {sorted(known)}")
+        if variant.train_prompts is not None and variant.train_prompts < 1:
+            raise ValueError(f"variant {variant.name!r}: train_prompts={variant.train_prompts} must be None or >= 1")
+        allowed = suites.categories(self.train_suite)
+        if variant.train_categories is not None and not (variant.train_categories and set(variant.train_categories) <= set(allowed)):
+            raise ValueError(f"variant {variant.name!r}: train_categories={variant.train_categories} must be a non-empty subset of {allowed}")
+
+    # -- cells -----------------------------------------------------------------------------------
+    def cells(self) -> list[Cell]:
+        """Every cell: baselines first, then seed by seed (an interrupted grid has whole seeds)."""
+        out = [Cell(BASE)] if BASE in self.agents else []
+        out += [Cell(a, r) for r in self.rewards for a in self.agents if best_of(a) is not None]
+        out += [
+            Cell(agent, reward, seed, variant)
+            for seed in range(self.seeds)
+            for reward in self.rewards
+            for variant in self.variants
+            for agent in self.trained_agents
+            if variant.applies_to(agent)
+        ]
+        return out
+
+    def budget_of(self, agent: str) -> int:
+        """Training images of a trained agent's cells."""
+        return min(self.budget, self.agent_budgets.get(agent, self.budget))
+
+    def eval_points(self, agent: str) -> list[int]:
+        """Image counts to evaluate a trained agent at: 0, every ``eval_every``, and its budget."""
+        budget = self.budget_of(agent)
+        return sorted({0, budget, *(range(self.eval_every, budget, self.eval_every) if self.eval_every else ())})
+
+    def config(self, cell: Cell) -> AgentConfig:
+        """The trained cell's agent config: agent settings < ``batch_size`` < ``agent_overrides`` < variant."""
+        cls = _registry()[cell.agent].config_class
+        names = {f.name for f in fields(cls)}
+        values = {**AGENT_SETTINGS.get(cell.agent, {}), "batch_size": self.batch_size, **self.agent_overrides.get(cell.agent, {})}
+        values |= {k: v for k, v in cell.variant.overrides.items() if k in names}
+        if ROUNDS in cell.variant.overrides and "prompts_per_round" in names:
+            rounds = cell.variant.overrides[ROUNDS]
+            k = values.get("samples_per_prompt", next(f.default for f in fields(cls) if f.name == "samples_per_prompt"))
+            per_round = self.budget_of(cell.agent) // (rounds * k) if isinstance(rounds, int) and rounds >= 1 else 0
+            if per_round < 1:
+                raise ValueError(f"variant {cell.variant.name!r}: rounds={rounds!r} must be an int in [1, budget / samples_per_prompt]")
+            values |= {"mode": "iterative", "prompts_per_round": per_round}
+        return cls(**values)
+
+    def train_prompts(self, variant: Variant) -> str | list[PromptRecord]:
+        """The env's ``suite``: the training suite's name, or the variant's selection of its records."""
+        import numpy as np
+
+        from cotimage import suites
+        from cotimage.rewards.generalization import stratified_prompts
+
+        if variant.train_prompts is None and variant.train_categories is None:
+            return self.train_suite
+        records = suites.load(self.train_suite)
+        if variant.train_categories is not None:
+            records = [r for r in records if r.category in variant.train_categories]
+        return stratified_prompts(records, variant.train_prompts, np.random.default_rng(0))
+
+    def cell_settings(self, cell: Cell) -> dict[str, Any]:
+        """Everything that determines a cell's result; a saved cell is reused only when these match."""
+        evaluation = {
+            "in_domain": self.in_domain,
+            "out_of_domain": self.out_of_domain,
+            "prompts_per_category": self.eval_prompts,
+            "images_per_prompt": self.eval_images_per_prompt,
+            "seed": self.eval_seed,
+        }
+        settings: dict[str, Any] = {"agent": cell.agent, "reward": cell.reward, "generator": self.generator, "eval": evaluation}
+        if best_of(cell.agent) is not None:
+            settings["best_of"] = best_of(cell.agent)
+        if not is_baseline(cell.agent):
+            settings |= {
+                "seed": cell.seed,
+                "variant": cell.variant.to_dict(),
+                "train_suite": self.train_suite,
+                "budget": self.budget_of(cell.agent),
+                "config": self.config(cell).to_dict(),
+                "eval_points": self.eval_points(cell.agent),
+            }
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (saved in results.json)."""
+        return {
+            **asdict(self),
+            "variants": [v.to_dict() for v in self.variants],
+            "agent_overrides": {k: dict(v) for k, v in self.agent_overrides.items()},
+            "agent_budgets": dict(self.agent_budgets),
+        }

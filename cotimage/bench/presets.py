@@ -1,0 +1,97 @@
+"""Named benchmark grids: a CI smoke test, a one-hour comparison, and the study's three findings.
+
+Budgets and evaluation sizes are starting points, to tune; ``cotimage bench`` overrides the
+budget, seeds, agents and rewards from the command line.
+"""
+
+from __future__ import annotations
+
+from cotimage.bench.grid import Preset, Variant
+
+_GROUP = ("group_size", "samples_per_prompt")  # GRPO's (and REINFORCE's) group and DPO's K, scaled together
+
+
+def _k(k: int) -> dict[str, int]:
+    return dict.fromkeys(_GROUP, k)
+
+
+#: What the study's three presets share, so that with one cell store (``--cells``) a cell with
+#: the same settings (e.g. GRPO on the checker, seed 0) runs once for all three. The budget
+#: fits the three findings (48 trained cells) in about an hour on 2 cores with 2 workers.
+_STUDY: dict = {"seeds": 3, "budget": 2048, "eval_every": 1024, "eval_prompts": 50}
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "quick",
+            ("base", "best-of-4", "grpo", "dpo"),
+            "smoke test (CI): two agents and both baselines, 1 seed, 512 images, a small evaluation",
+            seeds=1,
+            budget=512,
+            batch_size=32,
+            eval_every=128,
+            eval_prompts=4,
+        ),
+        Preset(
+            "default",
+            ("base", "best-of-4", "grpo", "dpo", "ppo", "reinforce", "sb3ppo"),
+            "every agent and both baselines on the checker and the learned preference reward, 3 seeds",
+            rewards=("scene", "pref"),
+            budget=1024,
+            agent_overrides={"sb3ppo": {"batch_size": 16}},
+            agent_budgets={"sb3ppo": 128},
+            eval_every=256,
+        ),
+        Preset(
+            "finding1",
+            ("base", "best-of-4", "dpo", "grpo"),
+            "finding 1: DPO vs GRPO (and best-of-4) under the checker, a preference model and an outcome model",
+            rewards=("scene", "pref", "orm"),
+            **_STUDY,
+        ),
+        Preset(
+            "finding2",
+            ("base", "dpo", "grpo"),
+            "finding 2: a reward's out-of-domain ranking accuracy against the out-of-domain gain it buys",
+            rewards=("pref", "pref-narrow", "scene"),
+            generalization_prompts=300,
+            **_STUDY,
+        ),
+        Preset(
+            "finding3",
+            ("dpo", "grpo"),
+            "finding 3: scaling the group size, the number and diversity of training prompts, and DPO's rounds",
+            variants=(
+                Variant(),  # K = 8 on all 7,000 prompts: finding 1's scene cells
+                Variant("k2", _k(2)),
+                Variant("p64", train_prompts=64),
+                Variant("p64-spatial", train_prompts=64, train_categories=("spatial",)),
+                *(Variant(f"r{r}", {"rounds": r}, agents=("dpo",)) for r in (1, 4)),
+            ),
+            **_STUDY,
+        ),
+        Preset(
+            "gpu",
+            ("base", "best-of-4", "grpo", "dpo"),
+            "larger budgets and evaluation on Janus-Pro (needs a GPU and the local Janus-Pro weights)",
+            generator="janus-pro",
+            budget=16384,
+            eval_every=4096,
+            eval_prompts=50,
+            eval_images_per_prompt=4,
+        ),
+    )
+}
+
+
+def get(name: str) -> Preset:
+    """The preset called ``name``.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the presets.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"preset={name!r} is unknown; presets: {list(PRESETS)}")
+    return PRESETS[name]

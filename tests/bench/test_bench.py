@@ -1,0 +1,147 @@
+import dataclasses
+import json
+
+import pytest
+
+from cotimage import bench
+from cotimage.bench import presets, runner
+from cotimage.bench.grid import Preset, Variant
+from cotimage.cli import main as cli_main
+
+TINY = Preset(
+    "tiny",
+    ("base", "best-of-2", "grpo"),
+    seeds=2,
+    budget=16,
+    batch_size=8,
+    eval_every=8,
+    eval_prompts=1,
+    eval_images_per_prompt=1,
+)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    return out, bench.main(TINY, out, progress=False)
+
+
+def test_a_grid_writes_cells_results_plots_and_tensorboard(grid):
+    out, results = grid
+    cells = sorted(p.stem for p in (out / "cells").glob("*.json"))
+    assert cells == ["base", "best-of-2__scene", "grpo__scene__default__s0", "grpo__scene__default__s1"]
+    for name in ("results.json", "results.csv", "results.md", *bench.report.PLOTS):
+        assert (out / name).stat().st_size > 0
+    for name in bench.report.PLOTS:
+        assert (out / name).read_bytes().startswith(PNG)
+    assert json.loads((out / "results.json").read_text()) == results
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + len(results["groups"])
+    markdown = (out / "results.md").read_text()
+    assert "## In-domain" in markdown and "## Out-of-domain" in markdown and "| scene | default | grpo | best-of-2 |" in markdown
+    assert list((out / "tb" / "grpo__scene__default__s0").glob("train_1/events.*"))
+    assert list((out / "tb" / "grpo__scene__default__s0").glob("eval_1/events.*"))
+
+
+def test_a_trained_cell_starts_at_the_base_score_and_evaluates_on_schedule(grid):
+    out, results = grid
+    base = json.loads((out / "cells" / "base.json").read_text())
+    cell = json.loads((out / "cells" / "grpo__scene__default__s1.json").read_text())
+    assert [p["images"] for p in cell["curve"]] == [0, 8, 16]
+    assert cell["curve"][0]["in_domain"]["overall"] == base["final"]["in_domain"]["overall"]
+    assert set(cell["final"]["out_of_domain"]["categories"]) >= {"counting", "position"}
+    assert 0 <= cell["final"]["in_domain"]["strict"] <= cell["final"]["in_domain"]["overall"]["mean"] <= 1
+    grpo = next(g for g in results["groups"] if g["agent"] == "grpo")
+    assert grpo["runs"] == 2 and grpo["seeds"] == [0, 1] and grpo["curve"]["images"] == [0, 8, 16]
+    assert grpo["in_domain"]["gain_mean"] is not None
+
+
+def test_a_rerun_skips_finished_cells(grid, monkeypatch):
+    out, results = grid
+
+    def no_training(*args):
+        raise AssertionError("a finished cell ran again")
+
+    monkeypatch.setattr(runner, "run_cell", no_training)
+    assert bench.main(TINY, out, progress=False)["groups"] == results["groups"]
+
+
+def test_a_cell_another_grid_finished_meanwhile_is_not_rerun(grid, monkeypatch):
+    out, _ = grid
+    cell = TINY.cells()[-1]
+    saved = json.loads(runner.cell_path(out, cell).read_text())
+    monkeypatch.setattr(runner, "evaluate_cell", lambda *args: pytest.fail("a finished cell ran again"))
+    assert runner.run_cell(TINY, cell, out) == saved
+
+
+def test_grids_sharing_a_cell_store_reuse_its_cells(grid, tmp_path, monkeypatch):
+    store, results = grid
+    monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a shared cell ran again"))
+    smaller = dataclasses.replace(TINY, name="subset", agents=("base", "grpo"))
+    report = bench.main(smaller, tmp_path / "subset", progress=False, cells=store)
+    assert (tmp_path / "subset" / "results.md").is_file() and not (tmp_path / "subset" / "cells").exists()
+    assert [g for g in report["groups"] if g["agent"] == "grpo"] == [g for g in results["groups"] if g["agent"] == "grpo"]
+
+
+def test_a_saved_cell_with_other_settings_is_never_overwritten(grid):
+    out, _ = grid
+    path = out / "cells" / "grpo__scene__default__s0.json"
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match=r"other settings \(differing: \['budget', 'eval_points'\]\)"):
+        bench.main(dataclasses.replace(TINY, budget=24), out, progress=False)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"agents": ("nope",)}, r"agent='nope' is unknown; allowed: \['grpo', .*'base', 'best-of-N"),
+        ({"agents": ("best-of-1",)}, "N >= 2"),
+        ({"rewards": ("nope",)}, r"reward='nope' is unknown; registered rewards: \["),
+        ({"rewards": ("scene+nope",)}, "registered rewards"),
+        ({"seeds": 0}, "seeds=0 must be an int >= 1"),
+        ({"generator": "nope"}, r"generator='nope' is unknown; generators: \["),
+        ({"variants": (Variant("v", {"nope": 1}),)}, r"overrides \['nope'\] are no config field"),
+        ({"variants": (Variant("v", train_categories=("nope",)),)}, r"must be a non-empty subset of \['color'"),
+        ({"variants": (Variant("v", {"group_size": 3}),)}, "group_size=3 must divide batch_size=8"),
+        ({"agent_budgets": {"dpo": 8}}, "not trained agents of this preset"),
+    ],
+)
+def test_bad_grids_raise_naming_the_allowed_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TINY, **change).validate()
+
+
+def test_presets_are_valid_and_unknown_names_raise():
+    for preset in presets.PRESETS.values():
+        preset.validate()
+    with pytest.raises(ValueError, match=r"preset='nope' is unknown; presets: \['quick'"):
+        presets.get("nope")
+    with pytest.raises(ValueError, match="workers=0 must be an int >= 1"):
+        bench.run(TINY, "unused", workers=0)
+
+
+def test_dpo_rounds_set_the_iterative_round_size():
+    preset = dataclasses.replace(presets.get("finding3"), budget=1024)
+    r4 = next(c for c in preset.cells() if c.variant.name == "r4")
+    config = preset.config(r4)
+    assert (config.mode, config.samples_per_prompt, config.prompts_per_round) == ("iterative", 4, 1024 // (4 * 4))
+    spatial = next(v for v in preset.variants if v.name == "p64-spatial")
+    prompts = preset.train_prompts(spatial)
+    assert len(prompts) == 64 and {r.category for r in prompts} == {"spatial"}
+
+
+def test_cli_lists_presets_and_rejects_unknown_ones(capsys):
+    cli_main(["bench", "--list"])
+    assert "finding2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["bench", "--preset", "nope"])
+
+
+def test_finding2_adds_ranking_accuracy_and_its_plot(grid, tmp_path):
+    out, _ = grid
+    preset = dataclasses.replace(TINY, generalization_prompts=5)
+    results = bench.report.write_report(preset, runner.load_finished(preset, preset.cells(), out), tmp_path)
+    assert results["generalization"][0]["spec"] == "scene"
+    assert "## Finding 2" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "finding2.png").read_bytes().startswith(PNG)
