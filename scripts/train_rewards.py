@@ -364,7 +364,7 @@ def _augmented(positive: np.ndarray, negative: np.ndarray, text: str, wrong: str
 
 # -- main ----------------------------------------------------------------------------------------
 #: Optimizer steps per model unless --steps says otherwise.
-STEPS = {"clip": 3000, "pref": 6000, "pref-narrow": 6000, "orm": 5000}
+STEPS = {"clip": 1500, "pref": 6000, "pref-narrow": 6000, "orm": 5000}
 LEARNING_RATES = {"clip": 1e-3, "pref": 2e-3, "pref-narrow": 2e-3, "orm": 2e-3}
 
 
