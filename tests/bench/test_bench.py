@@ -125,7 +125,7 @@ def test_dpo_rounds_set_the_iterative_round_size():
     preset = dataclasses.replace(presets.get("finding3"), budget=1024)
     r4 = next(c for c in preset.cells() if c.variant.name == "r4")
     config = preset.config(r4)
-    assert (config.mode, config.samples_per_prompt, config.prompts_per_round) == ("iterative", 4, 1024 // (4 * 4))
+    assert (config.mode, config.samples_per_prompt, config.prompts_per_round) == ("iterative", 8, 1024 // (4 * 8))
     spatial = next(v for v in preset.variants if v.name == "p64-spatial")
     prompts = preset.train_prompts(spatial)
     assert len(prompts) == 64 and {r.category for r in prompts} == {"spatial"}
