@@ -47,7 +47,6 @@ from cotimage import suites
 from cotimage.generators.shapes import WordTokenizer
 from cotimage.rewards import generalization
 from cotimage.rewards.clip import (
-    SHAPES_CLIP_WEIGHTS,
     CompactTokenizer,
     OpenCLIPReward,
     build_shapes_clip,
@@ -56,7 +55,7 @@ from cotimage.rewards.clip import (
     shapes_clip_config,
 )
 from cotimage.rewards.generalization import RankingSet, stratified_prompts, table
-from cotimage.rewards.learned import ASSETS, LearnedReward, ScorerNet, save_net
+from cotimage.rewards.learned import ASSETS, LearnedReward, ScorerNet, save_net, shipped_weights
 from cotimage.shapes import check, detect, render
 from cotimage.shapes.grammar import VOCABULARY, describe
 from cotimage.shapes.render import RENDER_MARGIN, relation_holds
@@ -79,7 +78,7 @@ _SWAPPABLE = re.compile(r"\b(" + "|".join([*COLORS, "left", "right"]) + r")\b")
 
 
 def output_path(model: str) -> Path:
-    return SHAPES_CLIP_WEIGHTS if model == "clip" else ASSETS / f"reward_{model.replace('-', '_')}.safetensors"
+    return shipped_weights(model)
 
 
 # -- augmentation --------------------------------------------------------------------------------

@@ -316,6 +316,10 @@ class Preset:
             "seed": self.eval_seed,
         }
         settings: dict[str, Any] = {"agent": cell.agent, "reward": cell.reward, "generator": self.generator, "eval": evaluation}
+        if cell.reward is not None:  # retrained reward weights make a new cell, not a reuse of the old one
+            from cotimage.rewards import weights_digest
+
+            settings["reward_weights"] = weights_digest(cell.reward)
         if best_of(cell.agent) is not None:
             settings["best_of"] = best_of(cell.agent)
         if not is_baseline(cell.agent):

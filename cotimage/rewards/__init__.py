@@ -16,10 +16,12 @@ outcome classifier). Loaders for real models read local files only: ``clipscore`
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from cotimage.rewards import ensemble
 from cotimage.rewards.base import RewardModel
 from cotimage.rewards.ensemble import EnsembleReward
 from cotimage.rewards.generalization import GeneralizationResult, generalization
-from cotimage.rewards.learned import LearnedReward, shipped
+from cotimage.rewards.learned import LearnedReward, shipped, shipped_weights
 from cotimage.rewards.scene import SceneReward
 
 _REGISTRY: dict[str, Callable[..., RewardModel]] = {}
@@ -89,6 +91,25 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
     return _REGISTRY[spec](**kwargs)
 
 
+def weights_digest(spec: str) -> dict[str, str]:
+    """The SHA-256 (first 16 hex digits) of the shipped weights file each term of a reward spec loads.
+
+    Terms without shipped weights (the checker, your own rewards) are left out. Benchmarks keep
+    this with a run's settings, so retrained weights under the same name never pass for the old.
+
+    Raises:
+        ValueError: for a malformed ensemble spec (see :func:`make`).
+    """
+    terms = [name for _, name in ensemble.parse(spec, _REGISTRY)] if ensemble.is_ensemble(spec) else [spec]
+    paths = {name: shipped_weights(name) for name in terms}
+    return {name: _file_digest(path, path.stat().st_mtime_ns) for name, path in paths.items() if path.is_file()}
+
+
+@lru_cache(maxsize=64)
+def _file_digest(path: Path, mtime_ns: int) -> str:  # mtime in the key: a rewritten file is hashed again
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def _lazy(module: str, attribute: str) -> Callable[..., RewardModel]:
     """A factory that imports its module on first use: open_clip and transformers take seconds to import."""
 
@@ -110,5 +131,5 @@ register("pickscore", _lazy("cotimage.rewards.pickscore", "PickScoreReward"))
 
 __all__ = [
     "SHIPPED", "EnsembleReward", "FunctionReward", "GeneralizationResult", "LearnedReward", "RewardModel",
-    "SceneReward", "generalization", "make", "names", "register",
+    "SceneReward", "generalization", "make", "names", "register", "weights_digest",
 ]

@@ -29,11 +29,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cotimage.rewards.base import RewardModel
+from cotimage.rewards.learned import shipped_weights
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHAPES_CLIP_CONFIG_DIR = ASSETS / "open_clip"
 SHAPES_CLIP_MODEL = "cotimage-shapes-clip"
-SHAPES_CLIP_WEIGHTS = ASSETS / "reward_clip.safetensors"
+SHAPES_CLIP_WEIGHTS = shipped_weights("clip")
 #: CLIPScore's rescaling weight w in ``w * max(cos, 0)`` (Hessel et al., 2021).
 CLIPSCORE_WEIGHT = 2.5
 #: Compact ids of the shapes CLIP's text vocabulary that are not BPE tokens.

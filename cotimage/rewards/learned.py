@@ -160,7 +160,11 @@ def save_net(net: ScorerNet, path: str | Path, **metadata: Any) -> None:
     save_file(tensors, str(path), metadata=info)
 
 
+def shipped_weights(name: str) -> Path:
+    """Where a shipped reward's weights live: ``cotimage/assets/reward_<name>.safetensors`` (``-`` as ``_``)."""
+    return ASSETS / f"reward_{name.replace('-', '_')}.safetensors"
+
+
 def shipped(name: str, weights: str | Path | None = None, batch_size: int = 512) -> LearnedReward:
     """A shipped learned reward by registry name (``pref``, ``pref-narrow``, ``orm``), or other weights."""
-    default = ASSETS / f"reward_{name.replace('-', '_')}.safetensors"
-    return LearnedReward.load(weights or default, name, batch_size)
+    return LearnedReward.load(weights or shipped_weights(name), name, batch_size)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from cotimage import bench
+from cotimage import bench, rewards
 from cotimage.bench import presets, runner
 from cotimage.bench.grid import Preset, Variant
 from cotimage.cli import main as cli_main
@@ -72,6 +72,12 @@ def test_a_cell_another_grid_finished_meanwhile_is_not_rerun(grid, monkeypatch):
     saved = json.loads(runner.cell_path(out, cell).read_text())
     monkeypatch.setattr(runner, "evaluate_cell", lambda *args: pytest.fail("a finished cell ran again"))
     assert runner.run_cell(TINY, cell, out) == saved
+
+
+def test_cell_settings_record_the_training_rewards_weights():
+    cell = next(c for c in dataclasses.replace(TINY, rewards=("scene+0.5*pref",)).cells() if c.agent == "grpo")
+    assert TINY.cell_settings(cell)["reward_weights"] == rewards.weights_digest("scene+0.5*pref") != {}
+    assert "reward_weights" not in TINY.cell_settings(TINY.cells()[0])  # base has no reward
 
 
 def test_grids_sharing_a_cell_store_reuse_its_cells(grid, tmp_path, monkeypatch):

@@ -67,3 +67,16 @@ def test_every_shipped_spec_and_a_callable_drive_the_env(spec):
     assert terminated and reward == info["score"]
     if callable(spec):
         assert reward == 0.25
+
+
+def test_weights_digest_names_each_shipped_weights_file_and_follows_a_rewrite(tmp_path, monkeypatch):
+    from cotimage.rewards import learned
+
+    shipped = rewards.weights_digest("scene+0.5*pref")
+    assert list(shipped) == ["pref"] and len(shipped["pref"]) == 16  # the checker has no weights
+    assert rewards.weights_digest("scene") == {}
+    monkeypatch.setattr(learned, "ASSETS", tmp_path)
+    (tmp_path / "reward_pref.safetensors").write_bytes(b"retrained")
+    assert rewards.weights_digest("pref")["pref"] != shipped["pref"]
+    with pytest.raises(ValueError, match="term 'nope' is unknown"):
+        rewards.weights_digest("scene+nope")
