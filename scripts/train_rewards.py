@@ -77,8 +77,9 @@ PALETTE = np.array([BACKGROUND, *COLORS.values()], np.uint8)
 _SWAPPABLE = re.compile(r"\b(" + "|".join([*COLORS, "left", "right"]) + r")\b")
 
 
-def output_path(model: str) -> Path:
-    return shipped_weights(model)
+def output_path(out_dir: Path, model: str) -> Path:
+    """Where ``model``'s weights are written: its shipped file name, under ``out_dir``."""
+    return out_dir / shipped_weights(model).name
 
 
 # -- augmentation --------------------------------------------------------------------------------
@@ -379,7 +380,7 @@ def train_learned(model: str, data: RankingSet, args: argparse.Namespace, steps:
     else:
         losses = orm_losses(net, data, keep, args.batch, args.seed)
     optimize(net.parameters(), losses, steps, LEARNING_RATES[model], args.log_every, model)
-    save_net(net, args.out_dir / output_path(model).name, kind=kind, recipe=recipe(model, data, args, steps))
+    save_net(net, output_path(args.out_dir, model), kind=kind, recipe=recipe(model, data, args, steps))
     return LearnedReward(net, kind, model)
 
 
@@ -390,7 +391,7 @@ def train_clip(data: RankingSet, args: argparse.Namespace, steps: int) -> OpenCL
     model = build_shapes_clip(tokenizer)
     losses = clip_losses(model, tokenizer, data, args.batch, args.seed)
     optimize(model.parameters(), losses, steps, LEARNING_RATES["clip"], args.log_every, "clip")
-    save_shapes_clip(model, tokenizer, args.out_dir / output_path("clip").name, recipe=recipe("clip", data, args, steps))
+    save_shapes_clip(model, tokenizer, output_path(args.out_dir, "clip"), recipe=recipe("clip", data, args, steps))
     return OpenCLIPReward(model, tokenizer, "clip")
 
 
@@ -430,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
     for model in args.models:
-        path = args.out_dir / output_path(model).name
+        path = output_path(args.out_dir, model)
         if path.exists() and not args.force:
             parser.error(f"{path} exists; pass --force to overwrite it")
     if args.threads is not None:
@@ -446,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         steps = args.steps or STEPS[model]
         rm = train_clip(data, args, steps) if model == "clip" else train_learned(model, data, args, steps)
         trained.append(generalization(rm, prompts_per_suite=args.eval_prompts, seed=args.seed))
-        print(f"wrote {args.out_dir / output_path(model).name}", flush=True)
+        print(f"wrote {output_path(args.out_dir, model)}", flush=True)
     print(table(trained))
     print(f"total {time.perf_counter() - start:.0f}s")
 

@@ -106,11 +106,11 @@ def _improvement(preset: Preset, groups: list[dict], matrices: dict) -> list[dic
                 for b in rows[:j]:
                     if is_baseline(a["agent"]) and is_baseline(b["agent"]) and variant != preset.variants[0]:
                         continue  # baselines have no variants: compared once
-                    keys = [((x["agent"], x["reward"], x["variant"]), side) for x in (a, b) for side in SIDES]
+                    key_a, key_b = ((x["agent"], x["reward"], x["variant"]) for x in (a, b))
                     pairs.append({
                         "reward": reward, "variant": variant.name, "a": a["agent"], "b": b["agent"],
-                        **{side: asdict(improvement_bootstrap(matrices[keys[i]], matrices[keys[i + 2]], np.random.default_rng(0)))
-                           for i, side in enumerate(SIDES)},
+                        **{side: asdict(improvement_bootstrap(matrices[key_a, side], matrices[key_b, side], np.random.default_rng(0)))
+                           for side in SIDES},
                     })
     return pairs
 

@@ -127,10 +127,10 @@ def run_cell(preset: Preset, cell: Cell, out: str | Path) -> dict[str, Any]:
     from cotimage.agents import registry
 
     out = Path(out)
-    finished = load_finished(preset, [cell], out)  # another grid sharing the store may have run it meanwhile
-    if cell.id in finished:
-        return finished[cell.id]
     settings = preset.cell_settings(cell)
+    saved = _saved_record(cell_path(out, cell), settings)  # another grid sharing the store may have run it meanwhile
+    if saved is not None:
+        return saved
     start = time.perf_counter()
     tb = out / "tb" / cell.id
     tb.mkdir(parents=True, exist_ok=True)
@@ -197,22 +197,28 @@ def load_finished(preset: Preset, cells: Sequence[Cell], out: str | Path) -> dic
         FileExistsError: if a cell file was saved with other settings (the message names them):
             it is never replaced; choose another ``out`` or move the file away.
     """
-    finished = {}
-    for cell in cells:
-        path = cell_path(out, cell)
-        if not path.is_file():
-            continue
-        record = json.loads(path.read_text())
-        expected = _normalized(preset.cell_settings(cell))
-        if record.get("settings") != expected:
-            saved = record.get("settings", {})
-            differ = sorted(k for k in {*saved, *expected} if saved.get(k) != expected.get(k))
-            raise FileExistsError(
-                f"{path} was run with other settings (differing: {differ}); it is never overwritten: "
-                "use another --out, or move the file away to rerun the cell"
-            )
-        finished[cell.id] = record
-    return finished
+    saved = [cell for cell in cells if cell_path(out, cell).is_file()]
+    return {cell.id: _saved_record(cell_path(out, cell), preset.cell_settings(cell)) for cell in saved}
+
+
+def _saved_record(path: Path, settings: dict[str, Any]) -> dict | None:
+    """The record at ``path`` if one was saved with ``settings``; ``None`` if there is none.
+
+    Raises:
+        FileExistsError: for a record saved with other settings, naming the keys that differ.
+    """
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    expected = _normalized(settings)
+    if record.get("settings") != expected:
+        saved = record.get("settings", {})
+        differ = sorted(k for k in {*saved, *expected} if saved.get(k) != expected.get(k))
+        raise FileExistsError(
+            f"{path} was run with other settings (differing: {differ}); it is never overwritten: "
+            "use another --out, or move the file away to rerun the cell"
+        )
+    return record
 
 
 def _init_worker(threads: int) -> None:

@@ -29,9 +29,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cotimage.rewards.base import RewardModel
-from cotimage.rewards.learned import shipped_weights
+from cotimage.rewards.learned import ASSETS, shipped_weights
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHAPES_CLIP_CONFIG_DIR = ASSETS / "open_clip"
 SHAPES_CLIP_MODEL = "cotimage-shapes-clip"
 SHAPES_CLIP_WEIGHTS = shipped_weights("clip")

@@ -53,7 +53,7 @@ def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_pa
     train_rewards.main(args)
     assert "| pref-narrow |" in capsys.readouterr().out
     for name in train_rewards.MODELS:
-        path = tmp_path / train_rewards.output_path(name).name
+        path = train_rewards.output_path(tmp_path, name)
         with safe_open(str(path), "pt") as f:
             assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}  # noqa: SIM118 (safe_open is no dict)
             assert json.loads(f.metadata()["recipe"])["images_per_prompt"] == 2
