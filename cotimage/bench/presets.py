@@ -73,6 +73,21 @@ PRESETS: dict[str, Preset] = {
             **_STUDY,
         ),
         Preset(
+            "lr-sweep",
+            ("base", "grpo", "dpo"),
+            "the study's learning rates: GRPO and DPO at three rates each on the checker, 1 seed, its budget",
+            seeds=1,
+            budget=2048,
+            eval_every=0,
+            eval_prompts=25,
+            variants=(
+                Variant("g-lr3e-5", {"learning_rate": 3e-5}, agents=("grpo",)),
+                Variant("g-lr1e-4-none", {"learning_rate": 1e-4, "scale_rewards": "none"}, agents=("grpo",)),
+                Variant("g-lr6e-5", {"learning_rate": 6e-5}, agents=("grpo",)),
+                *(Variant(f"d-lr{lr:.0e}".replace("e-0", "e-"), {"learning_rate": lr}, agents=("dpo",)) for lr in (1e-5, 3e-5, 1e-4)),
+            ),
+        ),
+        Preset(
             "gpu",
             ("base", "best-of-4", "grpo", "dpo"),
             "larger budgets and evaluation on Janus-Pro (needs a GPU and the local Janus-Pro weights)",
