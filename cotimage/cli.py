@@ -19,7 +19,7 @@ def _eval(args: argparse.Namespace) -> None:
     from cotimage import generators
     from cotimage.evaluation import evaluate
 
-    generator = generators.load(args.generator, **({"weights": args.weights} if args.weights else {}))
+    generator = generators.load(args.generator, device=args.device, **({"weights": args.weights} if args.weights else {}))
     overrides = {"temperature": args.temperature, "top_k": args.top_k, "cfg_weight": args.cfg_weight}
     sampling = generator.default_sampling.replace(**{k: v for k, v in overrides.items() if v is not None})
     if args.out is not None:
@@ -46,6 +46,7 @@ def _eval(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace, rest: list[str]) -> None:
     import tyro
 
+    from cotimage import generators
     from cotimage.agents import registry
 
     cls = registry()[args.agent]
@@ -53,7 +54,8 @@ def _train(args: argparse.Namespace, rest: list[str]) -> None:
     if args.save is not None and (args.save / "agent.json").exists():
         raise ValueError(f"--save {args.save} already holds a saved agent; choose another directory")
     env_kwargs = {"reward": args.reward, "suite": args.suite}
-    agent = cls("CotImage-v0", args.generator, config, env_kwargs=env_kwargs, tensorboard_log=args.tensorboard_log, seed=args.seed)
+    generator = generators.load(args.generator, device=args.device)
+    agent = cls("CotImage-v0", generator, config, env_kwargs=env_kwargs, tensorboard_log=args.tensorboard_log, seed=args.seed)
     agent.learn(args.total_images, progress_bar=True)
     if args.save is not None:
         print(f"saved to {agent.save(args.save)}")
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("eval", help="score a generator on prompt suites (per category, 95%% CIs)")
     ev.add_argument("--generator", default="shapes", help="generator name (default: shapes)")
     ev.add_argument("--weights", default=None, help="policy weights file (default: the shipped ones)")
+    ev.add_argument("--device", default="cpu", help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     ev.add_argument("--suite", nargs="+", default=["shapes/compbench-val", "shapes/geneval"], choices=suites.NAMES)
     ev.add_argument("--images-per-prompt", type=int, default=4)
     ev.add_argument("--max-prompts", type=int, default=None, help="first N prompts of each category only")
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("agent", choices=["grpo", "dpo", "ppo", "sb3ppo", "reinforce"])
     tr.add_argument("--total-images", type=int, default=4096, help="image budget of the run")
     tr.add_argument("--generator", default="shapes")
+    tr.add_argument("--device", default="cpu", help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     tr.add_argument("--reward", default="scene")
     tr.add_argument("--suite", default="shapes/compbench-train", choices=suites.NAMES)
     tr.add_argument("--seed", type=int, default=0)

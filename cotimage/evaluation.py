@@ -103,7 +103,7 @@ def evaluate(
                 kept[r.category].append(r)
         records = [r for group in kept.values() for r in group]
     prompts = [r for r in records for _ in range(images_per_prompt)]
-    torch_rng = torch.Generator().manual_seed(seed)
+    torch_rng = torch.Generator(generator.device).manual_seed(seed)
     was_training = generator.policy.training
     generator.policy.eval()
     scores, grid_images = [], []

@@ -26,6 +26,7 @@ def main(
     threads: int = 1,
     progress: bool = True,
     cells: str | Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run a preset's unfinished cells, then aggregate every cell and write the report into ``out``.
 
@@ -39,11 +40,12 @@ def main(
         cells: Directory that holds the cell records (``cells/``) and their TensorBoard runs
             (``tb/``), default ``out``. Grids that share one reuse each other's finished cells:
             a cell with the same settings runs once (the study's presets share theirs).
+        device: Where the generators run (e.g. ``"cuda"``); see :func:`run`.
 
     Returns:
         The aggregated results (the content of ``results.json``).
     """
-    return report.write_report(preset, run(preset, cells or out, workers, threads, progress), out)
+    return report.write_report(preset, run(preset, cells or out, workers, threads, progress, device), out)
 
 
 __all__ = [

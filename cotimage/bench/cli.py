@@ -35,6 +35,7 @@ def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.Arg
     parser.add_argument("--eval-prompts", type=int, default=None, help="override the evaluation prompts per category")
     parser.add_argument("--workers", type=int, default=1, help="cells run at once, one process each (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    parser.add_argument("--device", default="cpu", help="where the generators run: cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--list", action="store_true", help="describe the presets and exit")
     return parser
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
     preset = dataclasses.replace(preset, **overrides)
     out = args.out or Path("runs/bench") / preset.name
     store = args.cells or out
-    results = bench.main(preset, out, workers=args.workers, threads=args.threads, cells=store)
+    results = bench.main(preset, out, workers=args.workers, threads=args.threads, cells=store, device=args.device)
     print(bench.report.markdown(results))
     plots = [p for p in (*bench.report.PLOTS, "finding2.png") if (out / p).is_file()]
     print(f"results: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.csv'}; cells: {store / 'cells'}")

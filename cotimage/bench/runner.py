@@ -110,7 +110,7 @@ def _next_run(directory: Path, name: str) -> Path:
     return directory / f"{name}_{1 + sum(1 for p in directory.glob(f'{name}_*') if p.is_dir())}"
 
 
-def run_cell(preset: Preset, cell: Cell, out: str | Path) -> dict[str, Any]:
+def run_cell(preset: Preset, cell: Cell, out: str | Path, device: str = "cpu") -> dict[str, Any]:
     """Train (unless a baseline) and evaluate one cell; write ``<out>/cells/<cell.id>.json``.
 
     A trained cell is evaluated at each of ``preset.eval_points``; the eval scalars go to the
@@ -137,16 +137,17 @@ def run_cell(preset: Preset, cell: Cell, out: str | Path) -> dict[str, Any]:
     writer = SummaryWriter(str(_next_run(tb, "eval")))
     curve: list[dict[str, Any]] = []
     train_wall, images = 0.0, 0
+    generator = generators.load(preset.generator, device=device)
     if is_baseline(cell.agent):
         n = best_of(cell.agent) or 1
         select = rewards.make(cell.reward) if n > 1 else None
-        curve.append({"images": 0, **evaluate_cell(generators.load(preset.generator), preset, select, n)})
+        curve.append({"images": 0, **evaluate_cell(generator, preset, select, n)})
         _log(writer, curve[-1])
     else:
         torch.manual_seed(cell.seed)
         env_kwargs = {"reward": cell.reward, "suite": preset.train_prompts(cell.variant)}
         agent = registry()[cell.agent](
-            "CotImage-v0", preset.generator, preset.config(cell), env_kwargs=env_kwargs, tensorboard_log=tb, seed=cell.seed
+            "CotImage-v0", generator, preset.config(cell), env_kwargs=env_kwargs, tensorboard_log=tb, seed=cell.seed
         )
         for target in preset.eval_points(cell.agent):
             if agent.num_images < target:
@@ -228,7 +229,7 @@ def _init_worker(threads: int) -> None:
 
 
 def run(
-    preset: Preset, out: str | Path, workers: int = 1, threads: int = 1, progress: bool = True
+    preset: Preset, out: str | Path, workers: int = 1, threads: int = 1, progress: bool = True, device: str = "cpu"
 ) -> dict[str, dict]:
     """Run every unfinished cell of ``preset`` and return all its records by cell id.
 
@@ -242,6 +243,8 @@ def run(
             1 runs them in this process.
         threads: Torch threads per process.
         progress: Show a progress bar over cells.
+        device: Where every cell's generator runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``); workers share it.
+            Not a cell setting: a cell's results do not depend on it beyond floating-point rounding.
 
     Raises:
         ValueError: for an invalid preset, or ``workers`` / ``threads`` < 1.
@@ -261,12 +264,12 @@ def run(
         torch.set_num_threads(threads)
         for cell in todo:
             bar.set_postfix_str(cell.id)
-            records[cell.id] = run_cell(preset, cell, out)
+            records[cell.id] = run_cell(preset, cell, out, device)
             bar.update()
     else:
         # spawn: a forked child would inherit torch's thread pools in an undefined state.
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = {pool.submit(run_cell, preset, cell, out): cell for cell in todo}
+            futures = {pool.submit(run_cell, preset, cell, out, device): cell for cell in todo}
             try:
                 for future in as_completed(futures):
                     records[futures[future].id] = future.result()

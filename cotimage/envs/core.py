@@ -171,7 +171,12 @@ class EpisodeBatch:
     def start(self, prompts: Sequence[PromptRecord | str]) -> None:
         encoded = self.generator.encode_prompts([text_of(p) for p in prompts])  # raises over the limit
         self.prompts = list(prompts)
-        self.prompt_ids[:] = encoded.ids.numpy()
+        ids = encoded.ids.numpy()  # padded to the batch's longest prompt, on the generator's side
+        self.prompt_ids[:] = self.generator.pad_token_id
+        if self.generator.padding_side == "left":
+            self.prompt_ids[:, self.prompt_ids.shape[1] - ids.shape[1] :] = ids
+        else:
+            self.prompt_ids[:, : ids.shape[1]] = ids
         self.tokens[:] = NOT_DRAWN
         self.step_index = 0
         self.done = False

@@ -134,6 +134,11 @@ class Policy(nn.Module, ABC):
     codebook_size: int
     has_value_head: bool
 
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's weights live; tokens it returns are on this device."""
+        return next(self.parameters()).device
+
     @abstractmethod
     def start(self, prompts: PromptBatch, sampling: SamplingConfig) -> DecodeState:
         """Prefill the prompts; the state's ``log_probs`` give the first image token."""
@@ -149,6 +154,21 @@ class Policy(nn.Module, ABC):
     @abstractmethod
     def frozen_reference(self) -> Policy:
         """A frozen copy for KL penalties: no value head, no gradients, eval mode."""
+
+    @torch.no_grad()
+    def next_log_probs(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+        """(B, V) log-probs of the token after the image prefix ``tokens`` (B, t), the prefix fed anew.
+
+        What an agent's ``predict`` needs from an env observation; a policy may override it with
+        one teacher-forced pass.
+        """
+        self.check_tokens(tokens)
+        if tokens.shape[1] >= self.num_image_tokens:
+            raise ValueError(f"tokens must hold fewer than {self.num_image_tokens} tokens to have a next one")
+        state = self.start(prompts, sampling)
+        for token in tokens.to(self.device).unbind(1):
+            self.advance(state, token)
+        return state.log_probs
 
     def log_prob(
         self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig | None = None
@@ -224,12 +244,19 @@ class Generator(ABC):
     max_prompt_tokens: int
     #: The id that pads ``encode_prompts`` ids (where its mask is False).
     pad_token_id: int
+    #: The side ``encode_prompts`` pads on; the env pads its prompt observations the same way.
+    padding_side: str = "right"
     #: How this generator samples unless told otherwise (Janus-Pro: guidance weight 5).
     default_sampling: SamplingConfig = SamplingConfig()
 
     @property
     def num_image_tokens(self) -> int:
         return self.policy.num_image_tokens
+
+    @property
+    def device(self) -> torch.device:
+        """Where the policy runs (``generators.load(name, device=...)`` chooses it)."""
+        return self.policy.device
 
     @property
     def codebook_size(self) -> int:
@@ -256,7 +283,7 @@ class Generator(ABC):
         self, prompts: list[str], sampling: SamplingConfig | None = None, seed: int | None = None
     ) -> np.ndarray:
         """Prompts -> uint8 images, one per prompt, seeded."""
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
         prompts = self.encode_prompts(prompts)
         return self.decode(self.policy.sample(prompts, sampling or self.default_sampling, generator).tokens)
 

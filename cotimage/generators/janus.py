@@ -20,7 +20,7 @@ its padding. Here positions are ``cumsum(mask) - 1``, so a prompt gets the same 
 with longer prompts or not (identical to ``generate`` for unpadded batches).
 
 The weights are never downloaded here: pass a local directory holding ``deepseek-community/Janus-Pro-1B`` (or
-``-7B``) in transformers format, or set ``COTIMAGE_JANUS_PATH``. :func:`build_tiny_random` builds a tiny random
+``-7B``) in transformers format, or set ``COTIMAGE_JANUS_PATH``. :func:`build_random` builds a tiny random
 model and processor offline for tests.
 """
 
@@ -127,7 +127,7 @@ class JanusPolicy(Policy):
 
     @property
     def device(self) -> torch.device:
-        return self.model.model.generation_embeddings.weight.device
+        return self.model.model.generation_embeddings.weight.device  # the value head may not exist yet
 
     # -- building blocks -------------------------------------------------------------------
     def _rows(self, prompts: PromptBatch, guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,7 +256,7 @@ class JanusGenerator(Generator):
     Args:
         path: Local directory with a transformers-format Janus-Pro checkpoint (model and processor). ``None`` reads
             ``$COTIMAGE_JANUS_PATH``; nothing is downloaded. Ignored for whatever ``model``/``processor`` provide.
-        model: A ready ``JanusForConditionalGeneration`` (e.g. :func:`build_tiny_random` in tests).
+        model: A ready ``JanusForConditionalGeneration`` (e.g. :func:`build_random` in tests).
         processor: A ready ``JanusProcessor``.
         device: Where the model runs.
         dtype: Weights dtype when loading (e.g. ``torch.bfloat16``); ``None`` keeps the checkpoint's default.
@@ -299,16 +299,13 @@ class JanusGenerator(Generator):
         self.default_sampling = SamplingConfig(cfg_weight=cfg_weight)
         self.max_prompt_tokens = max_prompt_tokens
         self.pad_token_id = int(processor.tokenizer.pad_token_id)
+        self.padding_side = processor.tokenizer.padding_side
         vq = model.config.vq_config
         self._image_size = int(vq.num_patches * 2 ** (len(vq.channel_multiplier) - 1))
 
     @property
     def image_size(self) -> int:
         return self._image_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.policy.device
 
     def prompt_text(self, prompt: str) -> str:
         """The chat-formatted prompt (before the image start token the processor appends)."""
@@ -367,7 +364,7 @@ class JanusGenerator(Generator):
         return super().generate(prompts, sampling or self.default_sampling, seed)
 
 
-# -- a tiny random Janus for tests (offline) ---------------------------------------------------
+# -- random Janus models for tests and throughput checks (offline) ------------------------------
 _SPECIALS = (
     "<｜begin▁of▁sentence｜>",
     "<｜end▁of▁sentence｜>",
@@ -392,11 +389,33 @@ _CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_random(seed: int = 0, grid: int = 4, codebook_size: int = 64, hidden: int = 32, layers: int = 2):
-    """A tiny random ``(JanusForConditionalGeneration, JanusProcessor)``, built offline in well under a second.
+#: :func:`build_random` arguments that give Janus-Pro-1B's image-generation shapes (Llama 24 x 2048, 576 tokens
+#: of a 16,384-code VQ decoded 16x up to 384 pixels): random weights with its cost, for GPU throughput checks.
+JANUS_PRO_1B_SHAPES: dict[str, Any] = {
+    "grid": 24, "codebook_size": 16384, "hidden": 2048, "layers": 24, "heads": 16, "kv_heads": 16,
+    "intermediate": 5632, "vq_channel_multiplier": (1, 1, 2, 2, 4), "vq_channels": 128,
+}
 
-    A word-level tokenizer (a few shape words, the Janus special tokens, BOS added, left padding), a 2-layer Llama
-    of width 32, and a VQ with ``codebook_size`` codes decoding ``grid * grid`` tokens to ``4 * grid`` pixels.
+
+def build_random(
+    seed: int = 0,
+    grid: int = 4,
+    codebook_size: int = 64,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    kv_heads: int = 1,
+    intermediate: int | None = None,
+    vq_channel_multiplier: tuple[int, ...] = (1, 1, 1),
+    vq_channels: int = 32,
+    device: str | torch.device = "cpu",
+):
+    """A random ``(JanusForConditionalGeneration, JanusProcessor)``, built offline; tiny by default (well under a second).
+
+    A word-level tokenizer (a few shape words, the Janus special tokens, BOS added, left padding), a Llama of
+    ``layers`` x ``hidden``, and a VQ with ``codebook_size`` codes and one resolution per ``vq_channel_multiplier``
+    entry, decoding ``grid * grid`` tokens to ``grid * 2 ** (len(vq_channel_multiplier) - 1)`` pixels. ``**JANUS_PRO_1B_SHAPES`` sizes it as
+    Janus-Pro-1B; ``device`` is where the weights are created (a large model builds much faster on a GPU).
     """
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
@@ -427,7 +446,8 @@ def build_tiny_random(seed: int = 0, grid: int = 4, codebook_size: int = 64, hid
         extra_special_tokens={"image_token": image, "boi_token": boi, "eoi_token": eoi},
         padding_side="left",
     )
-    image_size = 4 * grid  # three VQ resolutions: two 2x downsamplings
+    scale = 2 ** (len(vq_channel_multiplier) - 1)  # each VQ resolution after the first halves the side
+    image_size = scale * grid
     processor = JanusProcessor(
         image_processor=JanusImageProcessor(size={"height": image_size, "width": image_size}),
         tokenizer=tokenizer,
@@ -437,10 +457,10 @@ def build_tiny_random(seed: int = 0, grid: int = 4, codebook_size: int = 64, hid
     text = LlamaConfig(
         vocab_size=len(vocab),
         hidden_size=hidden,
-        intermediate_size=2 * hidden,
+        intermediate_size=intermediate or 2 * hidden,
         num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=1,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=512,
         bos_token_id=vocab[bos],
         eos_token_id=vocab[eos],
@@ -451,7 +471,7 @@ def build_tiny_random(seed: int = 0, grid: int = 4, codebook_size: int = 64, hid
         num_hidden_layers=1,
         num_attention_heads=2,
         image_size=image_size,
-        patch_size=4,
+        patch_size=scale,
         projection_dim=hidden,
         num_image_tokens=grid * grid,
         mlp_ratio=2.0,
@@ -459,15 +479,15 @@ def build_tiny_random(seed: int = 0, grid: int = 4, codebook_size: int = 64, hid
     vq = JanusVQVAEConfig(
         embed_dim=8,
         num_embeddings=codebook_size,
-        latent_channels=32,
-        base_channels=32,  # GroupNorm(32) needs a multiple of 32
-        channel_multiplier=[1, 1, 1],
+        latent_channels=vq_channels,
+        base_channels=vq_channels,  # GroupNorm(32) needs a multiple of 32
+        channel_multiplier=list(vq_channel_multiplier),
         num_res_blocks=1,
         projection_dim=hidden,
         image_token_embed_dim=hidden,
     )
     config = JanusConfig(text_config=text, vision_config=vision, vq_config=vq, image_token_id=vocab[image])
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), torch.device(device):
         torch.manual_seed(seed)
         model = JanusForConditionalGeneration(config).eval()
         # transformers initialises with std 0.02: next-token distributions come out uniform to 1e-2 and guidance

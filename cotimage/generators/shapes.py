@@ -267,12 +267,18 @@ class ShapesGenerator(Generator):
         weights: Policy weights; by default the shipped ones.
         value_head: Add a value head on the trunk (for PPO).
         policy: Use this policy instead of loading weights (e.g. an untrained one in tests).
+        device: Where the policy runs (``"cpu"``, ``"cuda"``, ...); the VQ decodes on the CPU.
     """
 
     def __init__(
-        self, weights: str | Path | None = None, value_head: bool = False, policy: ShapesPolicy | None = None
+        self,
+        weights: str | Path | None = None,
+        value_head: bool = False,
+        policy: ShapesPolicy | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
-        self.policy = policy if policy is not None else ShapesPolicy.load(weights or ASSET, value_head=value_head)
+        policy = policy if policy is not None else ShapesPolicy.load(weights or ASSET, value_head=value_head)
+        self.policy = policy.to(device)
         self.tokenizer = WordTokenizer(self.policy.cfg.prompt_tokens - 1)
         self.vq = PatchVQ.load()
         if self.vq.codebook_size != self.policy.codebook_size or self.vq.num_tokens != self.policy.num_image_tokens:

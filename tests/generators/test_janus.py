@@ -12,7 +12,7 @@ from cotimage.generators.janus import (
     PATH_ENV,
     JanusGenerator,
     JanusPolicy,
-    build_tiny_random,
+    build_random,
 )
 
 PROMPTS = ["a red circle", "two blue squares left of a big green star"]  # different lengths: left padding
@@ -26,7 +26,7 @@ SAMPLINGS = {
 
 @pytest.fixture(scope="module")
 def generator() -> JanusGenerator:
-    model, processor = build_tiny_random(seed=0)
+    model, processor = build_random(seed=0)
     return JanusGenerator(model=model, processor=processor)
 
 
@@ -129,7 +129,7 @@ def test_encode_images_then_decode(generator):
 
 
 def test_gradients_flow_and_value_head():
-    model, processor = build_tiny_random(seed=1)
+    model, processor = build_random(seed=1)
     generator = JanusGenerator(model=model, processor=processor, value_head=True)
     policy, prompts = generator.policy, generator.encode_prompts(PROMPTS)
     tokens = policy.sample(prompts, GUIDED, torch.Generator().manual_seed(1)).tokens

@@ -85,7 +85,7 @@ class Agent(ABC):
         self.reference: Policy | None = self.policy.frozen_reference() if self.uses_reference else None
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
         self.seed = seed
-        self.sampler = torch.Generator().manual_seed(seed)
+        self.sampler = torch.Generator(self.policy.device).manual_seed(seed)
         self.num_images = self.num_updates = 0
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.writer = None
@@ -204,8 +204,9 @@ class Agent(ABC):
         """
         prompt = np.asarray(observation["prompt"])
         single = prompt.ndim == 1
-        ids = torch.as_tensor(prompt[None] if single else prompt, dtype=torch.long)
-        tokens = torch.as_tensor(np.asarray(observation["image_tokens"]).reshape(len(ids), -1))
+        device = self.policy.device
+        ids = torch.as_tensor(prompt[None] if single else prompt, dtype=torch.long, device=device)
+        tokens = torch.as_tensor(np.asarray(observation["image_tokens"]).reshape(len(ids), -1), device=device)
         step = int(np.asarray(observation["step"]).reshape(-1)[0])
         batch = PromptBatch(ids, ids != self.generator.pad_token_id, ("",) * len(ids))
         self.policy.eval()
@@ -215,7 +216,7 @@ class Agent(ABC):
             action = log_probs.argmax(-1)
         else:
             action = torch.multinomial(log_probs.exp(), 1, generator=self.sampler).squeeze(1)
-        action = action.numpy()
+        action = action.cpu().numpy()
         return (action[0] if single else action), None
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:

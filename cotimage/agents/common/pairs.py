@@ -160,7 +160,8 @@ def _pairs(prompts: Sequence[Any], tokens: torch.Tensor, scores: torch.Tensor, s
     if len(tokens) % k:
         raise ValueError(f"{len(tokens)} images do not split into groups of samples_per_prompt={k}")
     texts = [text_of(p) for p in prompts]
-    scores = torch.as_tensor(scores, dtype=torch.float32)
+    # Pair datasets live on the CPU (they are saved and fingerprinted); the loss moves tokens to the policy.
+    tokens, scores = tokens.cpu(), torch.as_tensor(scores, dtype=torch.float32).cpu()
     grouped = scores.view(-1, k)
     best, worst = grouped.argmax(1), grouped.argmin(1)
     keep = grouped.max(1).values > grouped.min(1).values  # a tie in the whole group: no preference

@@ -86,8 +86,8 @@ def collect(
         tokens.append(token)
         log_probs.append(state.log_probs.gather(1, token[:, None]).squeeze(1))
         values.append(state.values)
-        _, reward, terminated, _, info = envs.step(token.numpy())
-        rewards.append(torch.as_tensor(reward))
+        _, reward, terminated, _, info = envs.step(token.cpu().numpy())
+        rewards.append(torch.as_tensor(reward, device=token.device))
         if t + 1 < steps:
             policy.advance(state, token)
     if not terminated.all():
@@ -100,7 +100,7 @@ def collect(
         log_probs=torch.stack(log_probs, 1),
         values=torch.stack(values, 1) if values[0] is not None else None,
         rewards=torch.stack(rewards, 1),
-        scores=torch.as_tensor(np.asarray(final["score"], np.float32)),
+        scores=torch.as_tensor(np.asarray(final["score"], np.float32), device=policy.device),
         images=np.stack(final["image"]),
         details=_per_image(final["reward_details"], len(prompts)),
     )

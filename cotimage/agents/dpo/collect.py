@@ -57,7 +57,7 @@ def collect_dataset(
     batch_size = min(batch_size // k, num_prompts) * k
     gen = generators.as_generator(generator)
     envs = make_envs("CotImage-v0", gen, batch_size, {"suite": suite, "reward": reward})
-    sampler = torch.Generator().manual_seed(seed)
+    sampler = torch.Generator(gen.device).manual_seed(seed)
     policy, was_training = gen.policy, gen.policy.training
     policy.eval()
     calls = 0

@@ -88,7 +88,7 @@ class PPO(Agent):
         stats_sum: dict[str, float] = {}
         steps = 0
         for _ in range(cfg.n_epochs):
-            order = torch.randperm(len(rollout), generator=self.sampler)
+            order = torch.randperm(len(rollout), generator=self.sampler, device=self.sampler.device).cpu()
             for rows in order.split(cfg.minibatch_size):
                 adv = advantages[rows]
                 if cfg.normalize_advantage:
