@@ -45,6 +45,15 @@ PRESETS: dict[str, Preset] = {
             eval_every=256,
         ),
         Preset(
+            "agents",
+            ("base", "grpo", "dpo", "ppo", "reinforce"),
+            "the agent zoo's bar: each native agent against the base generator on the checker, 3 seeds, 4,096 images",
+            variants=(Variant(), Variant("k2", {"samples_per_prompt": 2}, agents=("dpo",))),  # finding 3: DPO is best at K = 2
+            budget=4096,
+            eval_every=2048,
+            eval_prompts=50,
+        ),
+        Preset(
             "finding1",
             ("base", "best-of-4", "dpo", "grpo"),
             "finding 1: DPO vs GRPO (and best-of-4) under the checker, a preference model and an outcome model",
