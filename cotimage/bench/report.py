@@ -128,6 +128,25 @@ def generalization(preset: Preset) -> list[dict]:
     ]
 
 
+def _generalization_of(preset: Preset, previous: Path) -> tuple[list[dict], dict]:
+    """:func:`generalization` and what it depends on; reused from a previous results.json if that is unchanged.
+
+    It costs about a minute per reward, and a rerun that skips every cell would otherwise pay it again.
+    """
+    from cotimage import rewards
+
+    key = {
+        "rewards": {spec: rewards.weights_digest(spec) for spec in preset.rewards},
+        "prompts": preset.generalization_prompts,
+        "suites": [preset.in_domain, preset.out_of_domain],
+        "generator": preset.generator,
+    }
+    saved = json.loads(previous.read_text()) if previous.is_file() else {}
+    if saved.get("generalization_key") == key:
+        return saved["generalization"], key
+    return generalization(preset), key
+
+
 # -- text outputs ------------------------------------------------------------------------------
 def _fmt(value: dict | None, signed: bool = False) -> str:
     if value is None:
@@ -340,7 +359,7 @@ def write_report(preset: Preset, records: dict[str, dict], out: str | Path) -> d
     out = Path(out)
     results = aggregate(preset, records)
     if preset.generalization_prompts:
-        results["generalization"] = generalization(preset)
+        results["generalization"], results["generalization_key"] = _generalization_of(preset, out / "results.json")
     text = json.dumps(results, indent=1)
     results = json.loads(text)  # as a reader of the file sees it (lists, not tuples)
     write_atomic(out / "results.json", text)

@@ -151,3 +151,16 @@ def test_finding2_adds_ranking_accuracy_and_its_plot(grid, tmp_path):
     assert results["generalization"][0]["spec"] == "scene"
     assert "## Finding 2" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "finding2.png").read_bytes().startswith(PNG)
+
+
+def test_finding2_ranking_accuracy_is_reused_until_its_inputs_change(grid, tmp_path, monkeypatch):
+    out, _ = grid
+    preset = dataclasses.replace(TINY, generalization_prompts=5)
+    records = runner.load_finished(preset, preset.cells(), out)
+    first = bench.report.write_report(preset, records, tmp_path)["generalization"]
+    monkeypatch.setattr(bench.report, "generalization", lambda _: pytest.fail("recomputed an unchanged ranking accuracy"))
+    assert bench.report.write_report(preset, records, tmp_path)["generalization"] == first
+    calls = []
+    monkeypatch.setattr(bench.report, "generalization", lambda p: calls.append(p) or first)
+    bench.report.write_report(dataclasses.replace(preset, generalization_prompts=6), records, tmp_path)
+    assert len(calls) == 1
