@@ -1,5 +1,7 @@
 """Every native agent: it learns on a tiny configuration, is deterministic, resumes exactly, fails early on bad config."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,10 @@ def test_save_refuses_to_overwrite_and_load_checks_the_class(tmp_path):
         GRPO.load(tmp_path / "a")
     with pytest.raises(FileNotFoundError, match="agent.json"):
         GRPO.load(tmp_path / "missing")
+    meta = json.loads((tmp_path / "a" / "agent.json").read_text())
+    (tmp_path / "a" / "agent.json").write_text(json.dumps({**meta, "device": "cuda"}))
+    with pytest.raises(ValueError, match="saved with its policy on 'cuda'"):
+        REINFORCE.load(tmp_path / "a")
 
 
 def test_agents_share_one_model_and_ppo_adds_only_a_value_head():

@@ -238,6 +238,7 @@ class Agent(ABC):
             "algorithm": type(self).__name__,
             "config": self.config.to_dict(),
             "seed": self.seed,
+            "device": self.policy.device.type,  # the sampler RNG's state is this device's kind
             "num_images": self.num_images,
             "num_updates": self.num_updates,
             "cotimage_version": __import__("cotimage").__version__,
@@ -260,6 +261,12 @@ class Agent(ABC):
         if meta["algorithm"] != cls.__name__:
             raise ValueError(f"{path} holds a {meta['algorithm']} agent; load it with that class, not {cls.__name__}")
         agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
+        saved_device, device = meta.get("device", "cpu"), agent.policy.device.type
+        if device != saved_device:
+            raise ValueError(
+                f"{path} was saved with its policy on {saved_device!r}, and its sampler state only resumes there; "
+                f"pass a policy on {saved_device!r} (e.g. generators.load(name, device={saved_device!r})), not {device!r}"
+            )
         agent.policy.load_state_dict(load_file(str(path / "policy.safetensors")))
         state = torch.load(path / "state.pt", weights_only=False)
         agent.optimizer.load_state_dict(state["optimizer"])
