@@ -143,9 +143,37 @@ class ShapesPolicy(Policy):
             ids, mask = torch.cat([ids, empty]), torch.cat([mask, empty != PAD])
         return ids, mask
 
-    def _prefix(self, ids: torch.Tensor) -> torch.Tensor:
-        boi = self.boi.expand(len(ids), 1, -1)
-        return torch.cat([self.text_embed(ids), boi], 1) + self.pos_embed[: ids.shape[1] + 1]
+    def _prefill(self, prompts: PromptBatch, guided: bool, extra: int) -> tuple[torch.Tensor, list, torch.Tensor]:
+        """Run ``[prompt, BOI]`` through the trunk: the first part of every pass.
+
+        Two savings that change no output beyond float rounding. Prompt slots that are
+        padding in every row are left out: attention masks them and nothing reads their
+        outputs (prompts fill about a third of the slots). Rows with the same prompt (GRPO's
+        groups, guidance's unconditional rows) share one computation of its keys and values.
+
+        Returns:
+            The trunk output at BOI (rows, d), a key/value cache per block whose first
+            ``prefix`` of ``prefix + extra`` slots hold the prompt and BOI, and the key mask
+            (rows, prefix + extra).
+        """
+        ids, mask = self._rows(prompts, guided)
+        slots = mask.any(0).nonzero().squeeze(1)
+        unique, inverse = torch.unique(torch.where(mask, ids, -1)[:, slots], dim=0, return_inverse=True)
+        prefix, head_dim = len(slots) + 1, self.cfg.d_model // self.cfg.heads
+        boi = (self.boi + self.pos_embed[self.cfg.prompt_tokens]).expand(len(unique), 1, -1)
+        x = torch.cat([self.text_embed(unique.clamp(min=PAD)) + self.pos_embed[slots], boi], 1)
+        unique_mask = torch.cat([unique >= 0, torch.ones_like(unique[:, :1], dtype=torch.bool)], 1)
+        causal = torch.ones(prefix, prefix, dtype=torch.bool, device=ids.device).tril() & unique_mask[:, None, None, :]
+        cache = []
+        for block in self.blocks:
+            shared = tuple(x.new_empty(len(unique), self.cfg.heads, prefix, head_dim) for _ in range(2))
+            x = block(x, causal, shared, 0)
+            kv = tuple(x.new_empty(len(ids), self.cfg.heads, prefix + extra, head_dim) for _ in range(2))
+            for full, part in zip(kv, shared):
+                full[:, :, :prefix] = part[inverse]
+            cache.append(kv)
+        key_mask = torch.cat([mask[:, slots], mask.new_ones(len(ids), 1 + extra)], 1)
+        return x[inverse, -1], cache, key_mask
 
     def _outputs(self, h: torch.Tensor, rows: int, sampling: SamplingConfig):
         """Final hidden states -> (log-probs, values) for the first ``rows`` (conditional) rows."""
@@ -157,21 +185,10 @@ class ShapesPolicy(Policy):
 
     # -- the Policy contract -----------------------------------------------------------------
     def start(self, prompts: PromptBatch, sampling: SamplingConfig) -> DecodeState:
-        ids, key_mask = self._rows(prompts, sampling.guided)
-        rows, p = len(ids), self.cfg.prompt_tokens
-        total = p + self.cfg.image_tokens
-        head_dim = self.cfg.d_model // self.cfg.heads
-        cache = [
-            tuple(torch.empty(rows, self.cfg.heads, total, head_dim, device=ids.device) for _ in range(2))
-            for _ in self.blocks
-        ]
-        key_mask = torch.cat([key_mask, key_mask.new_ones(rows, self.cfg.image_tokens)], 1)
-        causal = torch.ones(p + 1, p + 1, dtype=torch.bool, device=ids.device).tril()
-        x = self._prefix(ids)
-        for block, kv in zip(self.blocks, cache):
-            x = block(x, causal & key_mask[:, None, None, : p + 1], kv, 0)
-        log_probs, values = self._outputs(x[:, -1], len(prompts), sampling)
-        return DecodeState(log_probs, values, 0, sampling, {"kv": cache, "key_mask": key_mask})
+        h, cache, key_mask = self._prefill(prompts, sampling.guided, self.cfg.image_tokens - 1)
+        log_probs, values = self._outputs(h, len(prompts), sampling)
+        prefix = key_mask.shape[1] - (self.cfg.image_tokens - 1)
+        return DecodeState(log_probs, values, 0, sampling, {"kv": cache, "key_mask": key_mask, "prefix": prefix})
 
     def advance(self, state: DecodeState, tokens: torch.Tensor) -> DecodeState:
         self.check_tokens(tokens)
@@ -180,14 +197,14 @@ class ShapesPolicy(Policy):
         rows = len(state.log_probs)
         if tokens.shape != (rows,):
             raise ValueError(f"tokens must have shape ({rows},), got {tuple(tokens.shape)}")
-        position = self.cfg.prompt_tokens + 1 + state.step
+        slot = state.cache["prefix"] + state.step  # the token's cache slot (left-out prompt slots take none)
         tokens = tokens.to(self.boi.device)
         if state.sampling.guided:
             tokens = torch.cat([tokens, tokens])
-        x = (self.image_embed(tokens) + self.pos_embed[position])[:, None]
-        mask = state.cache["key_mask"][:, None, None, : position + 1]
+        x = (self.image_embed(tokens) + self.pos_embed[self.cfg.prompt_tokens + 1 + state.step])[:, None]
+        mask = state.cache["key_mask"][:, None, None, : slot + 1]
         for block, kv in zip(self.blocks, state.cache["kv"]):
-            x = block(x, mask, kv, position)
+            x = block(x, mask, kv, slot)
         state.log_probs, state.values = self._outputs(x[:, 0], rows, state.sampling)
         state.step += 1
         return state
@@ -197,17 +214,16 @@ class ShapesPolicy(Policy):
 
         With ``guided``, unconditional rows follow the conditional ones.
         """
-        ids, key_mask = self._rows(prompts, guided)
-        fed = fed.to(ids.device)
+        fed = fed.to(self.boi.device)
         fed = fed.repeat(2, 1) if guided else fed
         p, t = self.cfg.prompt_tokens, fed.shape[1]
-        x = torch.cat([self._prefix(ids), self.image_embed(fed) + self.pos_embed[p + 1 : p + 1 + t]], 1)
-        length = p + 1 + t
-        key_mask = torch.cat([key_mask, key_mask.new_ones(len(ids), t + 1)], 1)
-        mask = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril() & key_mask[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, mask)
-        return x[:, p:]
+        h, cache, key_mask = self._prefill(prompts, guided, t)
+        prefix = key_mask.shape[1] - t
+        x = self.image_embed(fed) + self.pos_embed[p + 1 : p + 1 + t]
+        causal = torch.ones(t, prefix + t, dtype=torch.bool, device=x.device).tril(prefix)
+        for block, kv in zip(self.blocks, cache):
+            x = block(x, causal & key_mask[:, None, None, :], kv, prefix)
+        return torch.cat([h[:, None], x], 1)
 
     def _teacher_forced(self, prompts: PromptBatch, fed: torch.Tensor, sampling: SamplingConfig):
         """Log-probs (B, t + 1, K) and values of the positions after BOI, feeding ``fed`` (B, t)."""

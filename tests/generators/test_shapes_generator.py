@@ -120,3 +120,16 @@ def test_next_log_probs_recomputation_equals_the_cache(tiny, prompts):
     torch.testing.assert_close(tiny.next_log_probs(prompts, tokens[:, :4], sampling), state.log_probs, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="fewer than 64"):
         tiny.next_log_probs(prompts, tokens, sampling)
+
+
+@pytest.mark.parametrize("sampling", [SamplingConfig(), SamplingConfig(cfg_weight=3.0)], ids=["plain", "guided"])
+def test_a_row_scores_the_same_alone_or_in_a_batch(tiny, sampling):
+    """Batches share repeated prompts and drop padding slots; neither may change a row's scores."""
+    texts = [PROMPTS[0], PROMPTS[2], PROMPTS[0], PROMPTS[1], PROMPTS[2]]
+    batch = WordTokenizer()(texts)
+    tokens = tiny.sample(batch, sampling, torch.Generator().manual_seed(0)).tokens
+    together = tiny.score_tokens(batch, tokens, sampling)
+    for i, text in enumerate(texts):
+        alone = tiny.score_tokens(WordTokenizer()([text]), tokens[i : i + 1], sampling)
+        torch.testing.assert_close(alone.log_probs[0], together.log_probs[i], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.values[0], together.values[i], atol=1e-5, rtol=0)
