@@ -24,7 +24,10 @@ differ in one colour, count or left-right relation, and the foreign images wrong
   counterfactuals.
 - ``pref-narrow``: the same recipe on a narrow prompt set, the categories ``complex`` and
   ``size`` only (:data:`NARROW_CATEGORIES`): every kind of criterion, but no one-object
-  scenes and few of the short colour, count and position prompts GenEval is made of.
+  scenes and few of the short colour, count and position prompts GenEval is made of. The
+  shipped file is the earlier script's (no counterfactual pool, no wrong scenes; see its
+  metadata and docs/rewards.md): retrained with this recipe it generalizes out of domain
+  about as well as ``pref`` (0.790 vs. 0.825, overlapping intervals).
 - ``orm``: binary cross-entropy on "the image passes every checker criterion" over
   generated images and their counterfactuals (half each), positives weighted up to
   balance the classes. It stays a match classifier: labels are pass or fail, never a
@@ -36,7 +39,7 @@ differ in one colour, count or left-right relation, and the foreign images wrong
 
 ``pref``, ``pref-narrow`` and ``orm`` are :class:`~cotimage.rewards.learned.ScorerNet` s of
 :data:`SCORERS` (``--device cuda`` trains them on a GPU; the shipped ones were trained on
-the CPU). Every model sees the images augmented the same way, which the checker cannot tell
+the CPU, ``--threads 1``). Every model sees the images augmented the same way, which the checker cannot tell
 apart: the palette colours permuted (in the image and in the prompt's colour words) and a
 horizontal flip with "left" and "right" swapped. At the end each model's ranking accuracy
 in-domain and out-of-domain is printed (:func:`cotimage.rewards.generalization`).

@@ -82,7 +82,7 @@ def test_shipped_learned_rewards_rank_generated_images_above_chance(name):
     rm = rewards.make(name)
     assert isinstance(rm, LearnedReward) and rm.name == name and not rm.net.training
     result = rewards.generalization(rm, suites=("shapes/compbench-val",), prompts_per_suite=40, seed=1)
-    assert result.accuracy["shapes/compbench-val"].low > 0.5  # measured 0.77 / 0.73 / 0.65 on these 190 pairs
+    assert result.accuracy["shapes/compbench-val"].low > 0.5  # measured 0.77 / 0.73 / 0.66 on these 190 pairs
 
 
 def test_pref_prefers_the_render_of_the_prompt_to_another_scene():
