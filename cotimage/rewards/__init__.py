@@ -6,6 +6,7 @@
 >>> rewards.make("scene+0.5*clip")  # a weighted sum of registered rewards
 >>> rewards.register("mine", lambda **kw: MyReward(**kw))
 >>> rewards.generalization("pref")  # ranking accuracy in-domain and out-of-domain
+>>> rewards.matching("pref")  # a render of the prompt's scene over another scene's
 
 Shipped for the shapes world (see :data:`SHIPPED`): ``scene`` and ``scene-strict`` (the
 checker), ``clip`` (a small open_clip CLIP, CLIPScore), ``pref`` and ``pref-narrow`` (a
@@ -29,7 +30,7 @@ import numpy as np
 from cotimage.rewards import ensemble
 from cotimage.rewards.base import RewardModel
 from cotimage.rewards.ensemble import EnsembleReward
-from cotimage.rewards.generalization import GeneralizationResult, generalization
+from cotimage.rewards.generalization import GeneralizationResult, MatchingResult, generalization, matching
 from cotimage.rewards.learned import LearnedReward, shipped, shipped_weights
 from cotimage.rewards.scene import SceneReward
 
@@ -130,6 +131,6 @@ register("hpsv2", _lazy("cotimage.rewards.clip", "hpsv2"))
 register("pickscore", _lazy("cotimage.rewards.pickscore", "PickScoreReward"))
 
 __all__ = [
-    "SHIPPED", "EnsembleReward", "FunctionReward", "GeneralizationResult", "LearnedReward", "RewardModel",
-    "SceneReward", "generalization", "make", "names", "register", "weights_digest",
+    "SHIPPED", "EnsembleReward", "FunctionReward", "GeneralizationResult", "LearnedReward", "MatchingResult",
+    "RewardModel", "SceneReward", "generalization", "make", "matching", "names", "register", "weights_digest",
 ]

@@ -12,6 +12,10 @@ In-domain is ``shapes/compbench-val`` (unseen prompts of the kind the learned re
 trained on, ``shapes/compbench-train``); out-of-domain is ``shapes/geneval`` (short
 templated prompts no learned reward sees). This is how the study measures a reward
 model's own generalization (its finding 2).
+
+:func:`matching` asks a different question, image-text matching rather than ranking the
+generator's mistakes: does the reward score a render of the prompt's own scene above a
+render of another scene of the suite?
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 
 from cotimage import generators
 from cotimage.rewards.base import RewardModel
-from cotimage.shapes import check
+from cotimage.shapes import check, render
 from cotimage.stats import Interval, stratified_bootstrap
 from cotimage.suites import PromptRecord
 from cotimage.suites import load as load_suite
@@ -199,3 +203,62 @@ def table(results: Sequence[GeneralizationResult]) -> str:
         for r in results
     ]
     return "\n".join([head, *rows])
+
+
+@dataclass
+class MatchingResult:
+    """How often a reward prefers a render of the prompt's scene to a render of another scene.
+
+    Attributes:
+        reward: The reward's name.
+        suite: The suite the prompts and scenes come from.
+        accuracy: The fraction of pairs preferred right (ties count one half), with its 95% interval.
+        pairs: Pairs judged: prompts whose other scene the checker scores below their own.
+        categories: The accuracy of each category.
+    """
+
+    reward: str
+    suite: str
+    accuracy: Interval
+    pairs: int
+    categories: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "accuracy": asdict(self.accuracy)}
+
+
+def matching(
+    rm: RewardModel | str | Callable, suite: str = "shapes/compbench-val", prompts: int | None = 300, seed: int = 0
+) -> MatchingResult:
+    """Image-text matching: the reward's preference for a render of the prompt's scene over another scene's.
+
+    Prompts are drawn evenly across the suite's categories; each gets a render of its own
+    scene and of the next drawn prompt's scene (so another category's, mostly). A pair counts
+    when the checker scores the other render lower, and the reward gets it right when it
+    scores the own render higher (a tie counts one half). The interval resamples prompts
+    within categories.
+
+    Args:
+        rm: A reward model, a reward spec or a callable (see :func:`cotimage.rewards.make`).
+        suite: Where the prompts and scenes come from.
+        prompts: Prompts drawn, evenly across categories (``None``: all).
+        seed: Seeds the prompts, the renders' layouts and the bootstrap.
+    """
+    from cotimage.rewards import make  # the registry imports this module
+
+    rm = make(rm)
+    records = stratified_prompts(load_suite(suite), prompts, np.random.default_rng(seed))
+    own = np.stack([render(r.spec, seed=[seed, i]) for i, r in enumerate(records)])
+    other = np.roll(own, 1, axis=0)
+    counted = np.array([check(image, r.spec).score < check(mine, r.spec).score
+                        for image, mine, r in zip(other, own, records)])
+    margin = rm(own, records) - rm(other, records)
+    outcomes = np.stack([np.where(margin == 0, 0.5, (margin > 0).astype(np.float64)), np.ones(len(records))], 1)
+    outcomes = outcomes * counted[:, None]
+    by_category: dict[str, list[int]] = {}
+    for row, record in enumerate(records):
+        by_category.setdefault(record.category, []).append(row)
+    groups = [outcomes[rows] for rows in by_category.values()]
+    accuracy = stratified_bootstrap(groups, _pooled_accuracy, np.random.default_rng(seed))
+    categories = {c: _pooled_accuracy([g]) for c, g in zip(by_category, groups)}
+    return MatchingResult(rm.name, suite, accuracy, int(counted.sum()), categories)

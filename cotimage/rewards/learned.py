@@ -5,7 +5,8 @@ transformer over the prompt's words (and a CLS token) whose layers also cross-at
 patch features from a small conv encoder; the CLS output is one logit. Attending from words
 to patches lets "red" and "circle" pick out the patches of one object, which two separately
 pooled CLIP embeddings cannot do, and since prompts are short the network costs little
-more than its conv encoder.
+more than its conv encoder. With ``counting=True`` a :class:`SumAttention` block follows
+each decoder layer: it sums over patches instead of averaging, so a word can count them.
 
 - ``pref`` (the HPS / ImageReward analogue): trained with a Bradley-Terry loss on pairs of
   base-generator images for one prompt, the checker labelling which is better; the score is
@@ -54,6 +55,38 @@ class ScorerConfig:
     layers: int = 3
     heads: int = 4
     ff: int = 384
+    #: Add a :class:`SumAttention` block after each decoder layer (False in the first shipped weights).
+    counting: bool = False
+
+
+class SumAttention(nn.Module):
+    """Cross-attention that sums instead of averages: each head adds up ``sigmoid(q . k) * v`` over patches.
+
+    Softmax attention returns a weighted mean, so "two red circles" and "three red circles"
+    look alike to it; an unnormalized sum over patches grows with how many patches match the
+    query, and the conv encoder can fire one patch per object, so the sum is a count.
+    """
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(d)
+        self.query = nn.Linear(d, d)
+        self.key_value = nn.Linear(d, 2 * d)
+        # Gates start mostly shut and the block adds nothing: a sum over 64 patches at init
+        # would swamp the residual stream and slow training.
+        self.gate_bias = nn.Parameter(torch.full((heads, 1, 1), -2.0))
+        self.out = nn.Linear(d, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, text: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Text tokens (B, T, d) and patch features (B, P, d) -> the residual update (B, T, d)."""
+        b, t, d = text.shape
+        q = self.query(self.norm(text)).view(b, t, self.heads, -1).transpose(1, 2)
+        k, v = self.key_value(patches).view(b, patches.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        weights = torch.sigmoid(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + self.gate_bias)  # (B, heads, T, P)
+        return self.out((weights @ v).transpose(1, 2).reshape(b, t, d))
 
 
 class ScorerNet(nn.Module):
@@ -78,6 +111,7 @@ class ScorerNet(nn.Module):
             d, cfg.heads, cfg.ff, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
         )
         self.decoder = nn.TransformerDecoder(layer, cfg.layers)
+        self.counters = nn.ModuleList(SumAttention(d, cfg.heads) for _ in range(cfg.layers if cfg.counting else 0))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 1)
 
@@ -95,7 +129,12 @@ class ScorerNet(nn.Module):
         ids, mask = ids[:, :width], mask[:, :width]
         text = torch.cat([self.cls.expand(len(ids), 1, -1), self.text_embed(ids)], 1) + self.text_pos[: width + 1]
         keep = torch.cat([mask.new_ones(len(ids), 1), mask], 1)
-        x = self.decoder(text, self.image_tokens(images), tgt_key_padding_mask=~keep)
+        patches = self.image_tokens(images)
+        x = text
+        for i, layer in enumerate(self.decoder.layers):
+            x = layer(x, patches, tgt_key_padding_mask=~keep)
+            if self.counters:
+                x = x + self.counters[i](x, patches[:, 1:])  # the null token is no object to count
         return self.head(self.norm(x[:, 0])).squeeze(-1)
 
 

@@ -3,7 +3,14 @@ import pytest
 
 from cotimage import rewards
 from cotimage.rewards import generalization
-from cotimage.rewards.generalization import RankingSet, pair_outcomes, ranking_set, stratified_prompts, table
+from cotimage.rewards.generalization import (
+    RankingSet,
+    matching,
+    pair_outcomes,
+    ranking_set,
+    stratified_prompts,
+    table,
+)
 from cotimage.suites import load
 
 SMALL = dict(prompts_per_suite=12, images_per_prompt=3, seed=5)
@@ -48,6 +55,15 @@ def test_the_checker_ranks_perfectly_and_a_constant_at_chance():
     assert set(scene.categories["shapes/geneval"]) == {r.category for r in load("shapes/geneval")}
     assert "| scene | 1.000" in table([scene, constant])
     assert scene.to_dict()["accuracy"]["shapes/geneval"]["mean"] == 1.0
+
+
+def test_matching_credits_the_checker_fully_and_a_constant_at_chance():
+    scene = matching("scene", prompts=20, seed=2)
+    assert scene.accuracy.mean == 1.0 and 0 < scene.pairs <= 20
+    assert set(scene.categories) == {r.category for r in load("shapes/compbench-val")}
+    assert matching(lambda images, prompts: np.zeros(len(images)), prompts=20, seed=2).accuracy.mean == 0.5
+    backwards = matching(lambda images, prompts: -rewards.make("scene")(images, prompts), prompts=20, seed=2)
+    assert backwards.accuracy.mean == 0.0 and backwards.to_dict()["accuracy"]["mean"] == 0.0
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,12 +8,14 @@ import pytest
 from safetensors import safe_open
 
 from cotimage import rewards
+from cotimage.rewards.generalization import RankingSet
 from cotimage.shapes import check, render
 from cotimage.suites import load
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_rewards.py"
 spec = importlib.util.spec_from_file_location("train_rewards", SCRIPT)
 train_rewards = importlib.util.module_from_spec(spec)
+sys.modules["train_rewards"] = train_rewards  # so worker processes can find its functions
 spec.loader.exec_module(train_rewards)
 
 
@@ -39,6 +42,20 @@ def test_edits_change_one_object_or_mirror_the_image():
     assert any(not check(train_rewards.PALETTE[e], "a red circle to the left of a blue square").passed for e in edits)
 
 
+def test_counterfactuals_are_checked_and_the_same_for_any_number_of_workers():
+    records = load("shapes/compbench-val")[:3]
+    images = np.stack([render(r.spec, seed=i) for r in records for i in range(2)])
+    data = RankingSet(tuple(records), images, np.ones((3, 2), np.float32))
+    one = train_rewards.Counterfactuals.build(data, per_image=3, seed=0, workers=1)
+    two = train_rewards.Counterfactuals.build(data, per_image=3, seed=0, workers=2)
+    assert one.index.shape == (3, 6, 32, 32) and one.checker.shape == (3, 6)
+    np.testing.assert_array_equal(one.index, two.index)
+    for p, record in enumerate(records):
+        for image, score in zip(one.index[p], one.checker[p]):
+            assert check(train_rewards.PALETTE[image], record.spec).score == score
+    assert (one.checker < 1).any()  # renders pass; some counterfactuals do not
+
+
 def test_captions_describe_what_the_checker_sees():
     rng = np.random.default_rng(0)
     image = render("two red circles and a blue square above a green triangle", seed=1)
@@ -49,7 +66,7 @@ def test_captions_describe_what_the_checker_sees():
 
 def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_path, capsys):
     args = ["--prompts", "5", "--images-per-prompt", "2", "--steps", "1", "--batch", "8", "--eval-prompts", "6",
-            "--out-dir", str(tmp_path), "--data", str(tmp_path / "set.npz")]
+            "--out-dir", str(tmp_path), "--data", str(tmp_path / "set.npz"), "--workers", "2"]
     train_rewards.main(args)
     assert "| pref-narrow |" in capsys.readouterr().out
     for name in train_rewards.MODELS:
