@@ -73,7 +73,9 @@ def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_pa
         path = train_rewards.output_path(tmp_path, name)
         with safe_open(str(path), "pt") as f:
             assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}  # noqa: SIM118 (safe_open is no dict)
-            assert json.loads(f.metadata()["recipe"])["images_per_prompt"] == 2
+            recipe = json.loads(f.metadata()["recipe"])
+            assert recipe["images_per_prompt"] == 2
+            assert ("foreign" in recipe) == (name in train_rewards.POOLED)  # pref-narrow: fresh edits, no pool
         assert rewards.make(name, weights=path).name == name
     with pytest.raises(SystemExit):
         train_rewards.main(args)  # the weights exist now
