@@ -132,6 +132,18 @@ def _pooled_accuracy(groups: list[np.ndarray]) -> float:
     return float(outcomes[:, 0].sum() / max(outcomes[:, 1].sum(), 1.0))
 
 
+def _accuracy_by_category(
+    outcomes: np.ndarray, records: Sequence[PromptRecord], seed: int
+) -> tuple[Interval, dict[str, float]]:
+    """Pooled accuracy of per-prompt ``outcomes`` (P, 2) with a bootstrap over prompts within categories, and per category."""
+    by_category: dict[str, list[int]] = {}
+    for row, record in enumerate(records):
+        by_category.setdefault(record.category, []).append(row)
+    groups = [outcomes[rows] for rows in by_category.values()]
+    accuracy = stratified_bootstrap(groups, _pooled_accuracy, np.random.default_rng(seed))
+    return accuracy, {c: _pooled_accuracy([g]) for c, g in zip(by_category, groups)}
+
+
 @dataclass
 class GeneralizationResult:
     """Ranking accuracy of one reward model on each suite.
@@ -184,13 +196,8 @@ def generalization(
         data = ranking_set(suite, prompts_per_suite, images_per_prompt, seed, generator)
         scores = rm(data.images, data.prompts).reshape(data.checker.shape)
         outcomes = pair_outcomes(data.checker, scores)
-        by_category: dict[str, list[int]] = {}
-        for row, record in enumerate(data.records):
-            by_category.setdefault(record.category, []).append(row)
-        groups = [outcomes[rows] for rows in by_category.values()]
-        accuracy[suite] = stratified_bootstrap(groups, _pooled_accuracy, np.random.default_rng(seed))
+        accuracy[suite], categories[suite] = _accuracy_by_category(outcomes, data.records, seed)
         pairs[suite] = int(outcomes[:, 1].sum())
-        categories[suite] = {c: _pooled_accuracy([g]) for c, g in zip(by_category, groups)}
     return GeneralizationResult(rm.name, accuracy, pairs, categories)
 
 
@@ -254,11 +261,5 @@ def matching(
                         for image, mine, r in zip(other, own, records)])
     margin = rm(own, records) - rm(other, records)
     outcomes = np.stack([np.where(margin == 0, 0.5, (margin > 0).astype(np.float64)), np.ones(len(records))], 1)
-    outcomes = outcomes * counted[:, None]
-    by_category: dict[str, list[int]] = {}
-    for row, record in enumerate(records):
-        by_category.setdefault(record.category, []).append(row)
-    groups = [outcomes[rows] for rows in by_category.values()]
-    accuracy = stratified_bootstrap(groups, _pooled_accuracy, np.random.default_rng(seed))
-    categories = {c: _pooled_accuracy([g]) for c, g in zip(by_category, groups)}
+    accuracy, categories = _accuracy_by_category(outcomes * counted[:, None], records, seed)
     return MatchingResult(rm.name, suite, accuracy, int(counted.sum()), categories)
