@@ -87,7 +87,7 @@ def collect(
         log_probs.append(state.log_probs.gather(1, token[:, None]).squeeze(1))
         values.append(state.values)
         _, reward, terminated, _, info = envs.step(token.cpu().numpy())
-        rewards.append(torch.as_tensor(reward, device=token.device))
+        rewards.append(reward)
         if t + 1 < steps:
             policy.advance(state, token)
     if not terminated.all():
@@ -99,7 +99,7 @@ def collect(
         tokens=torch.stack(tokens, 1),
         log_probs=torch.stack(log_probs, 1),
         values=torch.stack(values, 1) if values[0] is not None else None,
-        rewards=torch.stack(rewards, 1),
+        rewards=torch.as_tensor(np.stack(rewards, 1), device=policy.device),  # one copy, not one per token
         scores=torch.as_tensor(np.asarray(final["score"], np.float32), device=policy.device),
         images=np.stack(final["image"]),
         details=_per_image(final["reward_details"], len(prompts)),
