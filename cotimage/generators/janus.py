@@ -20,8 +20,8 @@ its padding. Here positions are ``cumsum(mask) - 1``, so a prompt gets the same 
 with longer prompts or not (identical to ``generate`` for unpadded batches).
 
 The weights are never downloaded here: pass a local directory holding ``deepseek-community/Janus-Pro-1B`` (or
-``-7B``) in transformers format, or set ``COTIMAGE_JANUS_PATH``. :func:`build_random` builds a tiny random
-model and processor offline for tests.
+``-7B``) in transformers format, or set ``COTIMAGE_JANUS_PATH``. :func:`build_random` builds a random model and
+processor offline: tiny for tests, or with Janus-Pro-1B's shapes (:data:`JANUS_PRO_1B_SHAPES`) for throughput.
 """
 
 from __future__ import annotations
@@ -124,10 +124,6 @@ class JanusPolicy(Policy):
     def add_value_head(self) -> None:
         if self.value_head is None:
             self.value_head = zero_value_head(self._hidden).to(self.device)
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.model.generation_embeddings.weight.device  # the value head may not exist yet
 
     # -- building blocks -------------------------------------------------------------------
     def _rows(self, prompts: PromptBatch, guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
