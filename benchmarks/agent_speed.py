@@ -4,14 +4,16 @@
 
 Each agent trains in its own subprocess (so its peak RSS is its own), one after another on the
 same machine: a warm-up update, then ``--updates`` timed updates. Prints env steps/s, images/s,
-peak RSS, and each native agent's speed as a multiple of SB3PPO's; appends a line to
-benchmarks/results/agent_speed.jsonl.
+peak RSS, the share of a native agent's time spent generating through the env
+(``time/rollout_fraction``; the rest is losses and gradient steps), and each native agent's
+speed as a multiple of SB3PPO's; appends a line to benchmarks/results/agent_speed.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -28,12 +30,15 @@ def measure(name: str, updates: int) -> dict:
     agent = cls(config=cls.config_class(batch_size=BATCH.get(name, 64)), seed=0)
     per_update = agent.config.batch_size
     agent.learn(per_update, progress_bar=False)  # warm-up
+    fractions: list[float] = []
     start, images = time.perf_counter(), agent.num_images
-    agent.learn(per_update * updates, progress_bar=False)
+    agent.learn(per_update * updates, progress_bar=False,
+                callback=lambda _, metrics: fractions.append(metrics.get("time/rollout_fraction", float("nan"))))
     wall = time.perf_counter() - start
     done = agent.num_images - images
     tokens = agent.generator.num_image_tokens
-    return {"images_per_s": done / wall, "env_steps_per_s": done * tokens / wall, "peak_rss_mib": peak_rss_mib()}
+    return {"images_per_s": done / wall, "env_steps_per_s": done * tokens / wall, "peak_rss_mib": peak_rss_mib(),
+            "rollout_fraction": sum(fractions) / len(fractions) if fractions else float("nan")}
 
 
 def main() -> None:
@@ -54,10 +59,11 @@ def main() -> None:
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(name, results[name], flush=True)
     base = results.get("sb3ppo", {}).get("env_steps_per_s")
-    print("| agent | env steps/s | images/s | x SB3PPO | peak RSS MiB |\n|---|---|---|---|---|")
+    print("| agent | env steps/s | images/s | x SB3PPO | rollout share | peak RSS MiB |\n|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = f"{r['env_steps_per_s'] / base:.1f}" if base else "-"
-        print(f"| {name} | {r['env_steps_per_s']:.0f} | {r['images_per_s']:.2f} | {ratio} | {r['peak_rss_mib']:.0f} |")
+        share = "-" if math.isnan(r["rollout_fraction"]) else f"{r['rollout_fraction']:.0%}"  # SB3PPO logs none
+        print(f"| {name} | {r['env_steps_per_s']:.0f} | {r['images_per_s']:.2f} | {ratio} | {share} | {r['peak_rss_mib']:.0f} |")
     print(f"appended to {append_result('agent_speed', {'updates': args.updates, 'agents': results, 'driver_rss_mib': peak_rss_mib()})}")
 
 

@@ -56,6 +56,9 @@ def test_same_seed_same_scalars_and_resume_gives_the_same_curve(cls, config, tmp
         agent.learn(16 * 5, progress_bar=False)
         runs[name] = scalars(tmp_path / name)
     assert runs["a"] == runs["b"] and len(runs["a"]["reward/mean"]) == 5
+    timing = SummaryReader(str(tmp_path / "a")).scalars
+    fraction = timing[timing.tag == "time/rollout_fraction"].value  # timings differ run to run; they are logged
+    assert len(fraction) == 5 and fraction.between(0, 1).all()
 
     first = cls(config=config, tensorboard_log=tmp_path / "resumed", seed=3)
     first.learn(16 * 3, progress_bar=False)

@@ -87,6 +87,7 @@ class Agent(ABC):
         self.seed = seed
         self.sampler = torch.Generator(self.policy.device).manual_seed(seed)
         self.num_images = self.num_updates = 0
+        self._rollout_seconds = 0.0  # time in collect() during the current update
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.writer = None
 
@@ -104,6 +105,7 @@ class Agent(ABC):
     def collect(self, options: dict[str, Any] | None = None) -> Rollout:
         """One batch of images from the current policy, through the env."""
         self.policy.eval()
+        start = time.perf_counter()
         rollout = collect(
             self.envs,
             self.policy,
@@ -113,6 +115,7 @@ class Agent(ABC):
             seed=self.seed if self.num_images == 0 else None,
         )
         self.policy.train()
+        self._rollout_seconds += time.perf_counter() - start
         self.num_images += len(rollout)
         return rollout
 
@@ -145,10 +148,13 @@ class Agent(ABC):
         target = self.num_images + total_images
         with tqdm(total=total_images, disable=not progress_bar, unit="img", desc=type(self).__name__) as bar:
             while self.num_images < target:
-                seen, start = self.num_images, time.perf_counter()
+                seen, start, self._rollout_seconds = self.num_images, time.perf_counter(), 0.0
                 metrics = self.train_step()
                 self.num_updates += 1
-                metrics["time/images_per_s"] = (self.num_images - seen) / (time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                metrics["time/images_per_s"] = (self.num_images - seen) / elapsed
+                # Where an update's time goes: generating through the env, or the losses and steps.
+                metrics["time/rollout_fraction"] = self._rollout_seconds / elapsed
                 metrics["train/learning_rate"] = self.optimizer.param_groups[0]["lr"]
                 if self.config.eval_every and self.num_updates % self.config.eval_every == 0:
                     metrics.update(self.evaluate())
