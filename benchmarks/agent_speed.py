@@ -5,8 +5,15 @@
 Each agent trains in its own subprocess (so its peak RSS is its own), one after another on the
 same machine: a warm-up update, then ``--updates`` timed updates. Prints env steps/s, images/s,
 peak RSS, the share of a native agent's time spent generating through the env
-(``time/rollout_fraction``; the rest is losses and gradient steps), and each native agent's
-speed as a multiple of SB3PPO's; appends a line to benchmarks/results/agent_speed.jsonl.
+(``time/rollout_fraction``; the rest is losses and gradient steps), the arithmetic of one
+more (untimed) update per image as torch's ``FlopCounterMode`` counts it (matmuls and
+attention) and the rate that makes, and each native agent's speed as a multiple of SB3PPO's;
+appends a line to benchmarks/results/agent_speed.jsonl.
+
+Speed ratios follow the arithmetic: every agent runs the same transformer at a similar
+GFLOP/s, so a native agent is N times faster than SB3PPO about when it needs N times fewer
+GFLOP per image (the KV cache saves SB3PPO's recomputation of every prefix; a PPO epoch
+costs a full teacher-forced pass over the batch).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ BATCH = {"sb3ppo": 16}  # SB3PPO: 16 envs x n_steps 64 tokens = one image per en
 
 
 def measure(name: str, updates: int) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
     from cotimage.agents import registry
 
     cls = registry()[name]
@@ -37,8 +46,11 @@ def measure(name: str, updates: int) -> dict:
     wall = time.perf_counter() - start
     done = agent.num_images - images
     tokens = agent.generator.num_image_tokens
+    with FlopCounterMode(display=False) as flops:  # one more update, untimed: the counter slows every op
+        agent.learn(per_update, progress_bar=False)
     return {"images_per_s": done / wall, "env_steps_per_s": done * tokens / wall, "peak_rss_mib": peak_rss_mib(),
-            "rollout_fraction": sum(fractions) / len(fractions) if fractions else float("nan")}
+            "rollout_fraction": sum(fractions) / len(fractions) if fractions else float("nan"),
+            "gflop_per_image": flops.get_total_flops() / per_update / 1e9}
 
 
 def main() -> None:
@@ -59,11 +71,13 @@ def main() -> None:
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(name, results[name], flush=True)
     base = results.get("sb3ppo", {}).get("env_steps_per_s")
-    print("| agent | env steps/s | images/s | x SB3PPO | rollout share | peak RSS MiB |\n|---|---|---|---|---|---|")
+    print("| agent | env steps/s | images/s | x SB3PPO | rollout share | GFLOP per image | GFLOP/s | peak RSS MiB |\n"
+          "|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = f"{r['env_steps_per_s'] / base:.1f}" if base else "-"
         share = "-" if math.isnan(r["rollout_fraction"]) else f"{r['rollout_fraction']:.0%}"  # SB3PPO logs none
-        print(f"| {name} | {r['env_steps_per_s']:.0f} | {r['images_per_s']:.2f} | {ratio} | {share} | {r['peak_rss_mib']:.0f} |")
+        print(f"| {name} | {r['env_steps_per_s']:.0f} | {r['images_per_s']:.2f} | {ratio} | {share} "
+              f"| {r['gflop_per_image']:.2f} | {r['gflop_per_image'] * r['images_per_s']:.0f} | {r['peak_rss_mib']:.0f} |")
     print(f"appended to {append_result('agent_speed', {'updates': args.updates, 'agents': results, 'driver_rss_mib': peak_rss_mib()})}")
 
 
