@@ -5,7 +5,8 @@
 
 For every reward, :func:`cotimage.rewards.generalization`: pairwise ranking accuracy against
 the checker on base-generator images of ``shapes/compbench-val`` (in-domain) and
-``shapes/geneval`` (out-of-domain), with 95% intervals (all rewards rank the same images).
+``shapes/geneval`` (out-of-domain), with 95% intervals (all rewards rank the same images),
+then split by kind of pair: one image passes every criterion, or both fail.
 Checks the issue's bars: every learned model ranks in-domain pairs at >= 0.80, and the
 generalization variants' out-of-domain intervals do not overlap.
 """
@@ -39,6 +40,7 @@ def main() -> None:
         for spec in args.rewards
     ]
     print(table(results), end="\n\n")
+    print(table(results, by_pair_kind=True), end="\n\n")
     by_name = {r.reward: r for r in results}
     inside, outside = DEFAULT_SUITES
     for name in LEARNED:

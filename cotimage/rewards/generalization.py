@@ -112,17 +112,27 @@ def ranking_set(
     return RankingSet.build(records, images_per_prompt, seed, generator)
 
 
-def pair_outcomes(checker: np.ndarray, scores: np.ndarray) -> np.ndarray:
+#: Kinds of pair: one image meets every criterion (the other does not), or both miss some.
+PAIR_KINDS: tuple[str, ...] = ("one passes", "both fail")
+
+
+def pair_outcomes(checker: np.ndarray, scores: np.ndarray, kind: str | None = None) -> np.ndarray:
     """(P, 2): per prompt, pairs ranked right (ties in ``scores`` count 1/2) and pairs in all.
 
     Args:
         checker: (P, K) checker scores; pairs tied here are no pairs.
         scores: (P, K) reward scores of the same images.
+        kind: Count only pairs of one of :data:`PAIR_KINDS` (``None``: every pair).
     """
+    if kind is not None and kind not in PAIR_KINDS:
+        raise ValueError(f"kind={kind!r} is not allowed; choose None or one of {list(PAIR_KINDS)}")
     i, j = np.triu_indices(checker.shape[1], k=1)
     truth = np.sign(checker[:, i] - checker[:, j])
     guess = np.sign(scores[:, i] - scores[:, j])
     counted = truth != 0
+    if kind is not None:
+        one_passes = (checker[:, i] == 1) | (checker[:, j] == 1)
+        counted &= one_passes if kind == "one passes" else ~one_passes
     right = np.where(guess == 0, 0.5, (guess == truth).astype(np.float64)) * counted
     return np.stack([right.sum(1), counted.sum(1)], 1).astype(np.float64)
 
@@ -153,12 +163,16 @@ class GeneralizationResult:
         accuracy: Per suite, pooled pairwise accuracy with its 95% interval.
         pairs: Per suite, how many pairs were judged.
         categories: Per suite, the pooled accuracy of each category.
+        pair_kinds: Per suite and kind of pair (:data:`PAIR_KINDS`), the pooled accuracy and
+            the number of pairs. A match classifier at its best ties every two failing
+            images (``scene-strict``: 1.0 and 0.5).
     """
 
     reward: str
     accuracy: dict[str, Interval]
     pairs: dict[str, int]
     categories: dict[str, dict[str, float]]
+    pair_kinds: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -166,6 +180,7 @@ class GeneralizationResult:
             "accuracy": {k: asdict(v) for k, v in self.accuracy.items()},
             "pairs": self.pairs,
             "categories": self.categories,
+            "pair_kinds": self.pair_kinds,
         }
 
 
@@ -191,25 +206,35 @@ def generalization(
     from cotimage.rewards import make  # the registry imports this module
 
     rm = make(rm)
-    accuracy, pairs, categories = {}, {}, {}
+    accuracy, pairs, categories, pair_kinds = {}, {}, {}, {}
     for suite in suites:
         data = ranking_set(suite, prompts_per_suite, images_per_prompt, seed, generator)
         scores = rm(data.images, data.prompts).reshape(data.checker.shape)
         outcomes = pair_outcomes(data.checker, scores)
         accuracy[suite], categories[suite] = _accuracy_by_category(outcomes, data.records, seed)
         pairs[suite] = int(outcomes[:, 1].sum())
-    return GeneralizationResult(rm.name, accuracy, pairs, categories)
+        by_kind = {kind: pair_outcomes(data.checker, scores, kind) for kind in PAIR_KINDS}
+        pair_kinds[suite] = {
+            kind: {"accuracy": _pooled_accuracy([o]), "pairs": int(o[:, 1].sum())} for kind, o in by_kind.items()
+        }
+    return GeneralizationResult(rm.name, accuracy, pairs, categories, pair_kinds)
 
 
-def table(results: Sequence[GeneralizationResult]) -> str:
-    """A markdown table: one row per reward, one column per suite (accuracy [95% CI], pairs)."""
+def table(results: Sequence[GeneralizationResult], by_pair_kind: bool = False) -> str:
+    """A markdown table: one row per reward, one column per suite (accuracy [95% CI], pairs).
+
+    With ``by_pair_kind``, one column per suite and kind of pair instead (accuracy, pairs).
+    """
     suite_names = list(results[0].accuracy)
-    head = "| reward | " + " | ".join(suite_names) + " |\n|---|" + "---|" * len(suite_names)
-    rows = [
-        f"| {r.reward} | " + " | ".join(f"{r.accuracy[s]} ({r.pairs[s]} pairs)" for s in suite_names) + " |"
-        for r in results
-    ]
-    return "\n".join([head, *rows])
+    if by_pair_kind:
+        columns = [f"{s}, {k}" for s in suite_names for k in PAIR_KINDS]
+        rows = [[f"{r.pair_kinds[s][k]['accuracy']:.3f} ({r.pair_kinds[s][k]['pairs']})" for s in suite_names for k in PAIR_KINDS]
+                for r in results]
+    else:
+        columns = suite_names
+        rows = [[f"{r.accuracy[s]} ({r.pairs[s]} pairs)" for s in suite_names] for r in results]
+    head = "| reward | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns)
+    return "\n".join([head, *(f"| {r.reward} | " + " | ".join(row) + " |" for r, row in zip(results, rows))])
 
 
 @dataclass

@@ -23,6 +23,15 @@ def test_pair_outcomes_skip_checker_ties_and_halve_reward_ties():
     np.testing.assert_array_equal(pair_outcomes(checker[:1], np.array([[0.0, 1.0, 0.0]])), [[0.5, 2.0]])
 
 
+def test_pair_outcomes_by_kind_split_the_pairs():
+    checker = np.array([[1.0, 0.5, 0.25]])  # pairs (1, .5) and (1, .25) have a pass; (.5, .25) both fail
+    scores = np.array([[0.0, 2.0, 1.0]])
+    np.testing.assert_array_equal(pair_outcomes(checker, scores, "one passes"), [[0.0, 2.0]])
+    np.testing.assert_array_equal(pair_outcomes(checker, scores, "both fail"), [[1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"kind='passes' is not allowed; choose None or one of \['one passes', 'both fail'\]"):
+        pair_outcomes(checker, scores, "passes")
+
+
 def test_stratified_prompts_spread_over_categories():
     records = load("shapes/geneval")
     picked = stratified_prompts(records, 12, np.random.default_rng(0))
@@ -54,6 +63,10 @@ def test_the_checker_ranks_perfectly_and_a_constant_at_chance():
     assert interval.low <= interval.mean <= interval.high
     assert set(scene.categories["shapes/geneval"]) == {r.category for r in load("shapes/geneval")}
     assert "| scene | 1.000" in table([scene, constant])
+    strict = generalization("scene-strict", **SMALL).pair_kinds["shapes/geneval"]
+    assert strict["one passes"]["accuracy"] == 1.0 and strict["both fail"]["accuracy"] == 0.5
+    assert strict["one passes"]["pairs"] + strict["both fail"]["pairs"] == scene.pairs["shapes/geneval"]
+    assert "shapes/geneval, both fail" in table([scene], by_pair_kind=True)
     assert scene.to_dict()["accuracy"]["shapes/geneval"]["mean"] == 1.0
 
 
