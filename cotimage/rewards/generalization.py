@@ -172,7 +172,7 @@ class GeneralizationResult:
     accuracy: dict[str, Interval]
     pairs: dict[str, int]
     categories: dict[str, dict[str, float]]
-    pair_kinds: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    pair_kinds: dict[str, dict[str, dict[str, float]]]
 
     def to_dict(self) -> dict:
         return {
