@@ -1,6 +1,6 @@
 """Training speed and peak memory of every agent, measured in one run of this script.
 
-    python -m benchmarks.agent_speed [--agents grpo dpo ppo reinforce sb3ppo] [--updates 2]
+    python -m benchmarks.agent_speed [--agents grpo dpo ppo reinforce sb3ppo ppo:n_epochs=1] [--updates 2]
 
 Each agent trains in its own subprocess (so its peak RSS is its own), one after another on the
 same machine: a warm-up update, then ``--updates`` timed updates. Prints env steps/s, images/s,
@@ -19,6 +19,7 @@ costs a full teacher-forced pass over the batch).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import subprocess
@@ -30,13 +31,29 @@ from benchmarks.common import append_result, peak_rss_mib
 BATCH = {"sb3ppo": 16}  # SB3PPO: 16 envs x n_steps 64 tokens = one image per env per update
 
 
-def measure(name: str, updates: int) -> dict:
+def parse_entry(entry: str) -> tuple[str, dict]:
+    """``"ppo:n_epochs=1,minibatch_size=64"`` -> ``("ppo", {"n_epochs": 1, "minibatch_size": 64})``."""
+    name, _, settings = entry.partition(":")
+    overrides = {}
+    for item in filter(None, settings.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--agents entry {entry!r}: {item!r} is not FIELD=VALUE")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value  # a bare string, e.g. loss_type=ipo
+    return name, overrides
+
+
+def measure(entry: str, updates: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from cotimage.agents import registry
 
+    name, overrides = parse_entry(entry)
     cls = registry()[name]
-    agent = cls(config=cls.config_class(batch_size=BATCH.get(name, 64)), seed=0)
+    agent = cls(config=cls.config_class(**{"batch_size": BATCH.get(name, 64), **overrides}), seed=0)
     per_update = agent.config.batch_size
     agent.learn(per_update, progress_bar=False)  # warm-up
     fractions: list[float] = []
@@ -55,7 +72,8 @@ def measure(name: str, updates: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", nargs="+", default=["grpo", "dpo", "ppo", "reinforce", "sb3ppo"])
+    parser.add_argument("--agents", nargs="+", default=["grpo", "dpo", "ppo", "reinforce", "sb3ppo"],
+                        help="registered agents, each optionally with config fields: ppo:n_epochs=1,minibatch_size=64")
     parser.add_argument("--updates", type=int, default=2)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one agent, print JSON
     args = parser.parse_args()
