@@ -15,13 +15,20 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 
 
-def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    """Fastest wall time of ``repeats`` calls (after one warm-up), in seconds."""
+def best_time(fn: Callable[[], object], repeats: int = 3, device: torch.device | str = "cpu") -> float:
+    """Fastest wall time of ``repeats`` calls (after one warm-up), in seconds.
+
+    On a CUDA ``device`` each call is timed between synchronisations, so queued kernels count.
+    """
+    device = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return min(times)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import cotimage  # noqa: F401  (registers CotImage-v0)
-from benchmarks.common import append_result
+from benchmarks.common import append_result, best_time
 from cotimage.agents import GRPO, GRPOConfig
 from cotimage.agents.common.rollout import collect
 from cotimage.envs.core import text_of
@@ -38,21 +38,6 @@ SHAPES = {"janus-pro-1b": JANUS_PRO_1B_SHAPES, "tiny": {}}
 
 def brightness(images: np.ndarray, prompts) -> np.ndarray:
     return images.mean(axis=(1, 2, 3)).astype(np.float32) / 255
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Fastest of ``repeats`` calls after a warm-up, synchronising the device around each."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -82,17 +67,17 @@ def main() -> None:
     tokens = policy.sample(prompts, guided, torch.Generator(device).manual_seed(0)).tokens
 
     with torch.no_grad():
-        sample_s = timed(lambda: policy.sample(prompts, guided, torch.Generator(device).manual_seed(0)), device, args.repeats)
+        sample_s = best_time(lambda: policy.sample(prompts, guided, torch.Generator(device).manual_seed(0)), args.repeats, device)
         print(f"sample: {sample_s:.2f} s per batch", flush=True)
-        decode_s = timed(lambda: gen.decode(tokens), device, args.repeats)
+        decode_s = best_time(lambda: gen.decode(tokens), args.repeats, device)
         print(f"decode: {decode_s:.2f} s per batch", flush=True)
-        env_s = timed(lambda: collect(envs, policy, guided, torch.Generator(device).manual_seed(0), options), device, args.repeats)
+        env_s = best_time(lambda: collect(envs, policy, guided, torch.Generator(device).manual_seed(0), options), args.repeats, device)
         print(f"env rollout: {env_s:.2f} s per batch", flush=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     config = GRPOConfig(batch_size=args.batch, group_size=4, beta=0.01, cfg_weight=DEFAULT_CFG_WEIGHT, learning_rate=1e-6)
     agent = GRPO(envs, config=config, seed=0)
-    grpo_s = timed(lambda: agent.learn(args.batch, progress_bar=False), device, 1)
+    grpo_s = best_time(lambda: agent.learn(args.batch, progress_bar=False), 1, device)
 
     n, t = args.batch, gen.num_image_tokens
     figures = {
