@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from cotimage.generators.base import SamplingConfig
 from cotimage.generators.janus import (
@@ -93,7 +94,10 @@ def test_matches_transformers_generate(generator, do_sample):
     model, one = generator.model, generator.encode_prompts(PROMPTS[:1])
     kwargs = {"generation_mode": "image", "guidance_scale": 5, "do_sample": do_sample, "top_k": 0}
     torch.manual_seed(7)
-    expected = model.generate(input_ids=one.ids, attention_mask=one.mask.long(), **kwargs)
+    try:
+        expected = model.generate(input_ids=one.ids, attention_mask=one.mask.long(), **kwargs)
+    except TypeError as error:  # the reference itself is broken in some releases (5.17: `_prepare_static_cache`)
+        pytest.skip(f"transformers {transformers.__version__}'s own Janus image generate fails: {error}")
     torch.manual_seed(7)
     if do_sample:
         tokens = generator.policy.sample(one, GUIDED).tokens
