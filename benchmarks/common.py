@@ -38,6 +38,26 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def saved_activation_bytes(module: torch.nn.Module, run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """``run()`` and the bytes autograd keeps from it for the backward pass, ``module``'s weights left out.
+
+    Each storage counts once (views and tensors saved twice share one), so this is the activation memory
+    that gradient checkpointing trades for recomputation.
+    """
+    weights = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = run()
+    return out, sum(kept.values())
+
+
 def append_result(name: str, figures: dict) -> Path:
     """Append one JSON line (timestamp, commit, machine, figures) to ``results/<name>.jsonl``."""
     RESULTS.mkdir(exist_ok=True)

@@ -1,6 +1,7 @@
 """The Janus-Pro path on a GPU: sampling, decoding, env rollouts and one GRPO update, timed.
 
     python -m benchmarks.janus [--shapes janus-pro-1b|tiny] [--device cuda] [--dtype bfloat16] [--batch 16]
+                               [--gradient-checkpointing]
 
 No Janus weights can be downloaded here, so the model is random (``cotimage.generators.janus.build_random``)
 with Janus-Pro-1B's image-generation shapes: a 24 x 2048 Llama, 576 tokens per image from a 16,384-code VQ
@@ -11,7 +12,9 @@ Janus-Pro's guidance (weight 5, so the model runs on twice the rows):
 - ``decode``: VQ tokens to pixels;
 - ``env``: the rollout every agent collects with, through ``CotImage-v0``'s vector env (sampling, the env's
   bookkeeping, decoding and a brightness reward), and its ratio to sample + decode;
-- ``grpo``: one GRPO update (a rollout, the reference's and the policy's teacher-forced passes, a step).
+- ``grpo``: one GRPO update (a rollout, the reference's and the policy's teacher-forced passes, a step),
+  with its peak GPU memory; ``--gradient-checkpointing`` recomputes the language model's layers in the
+  backward pass instead of keeping their activations.
 
 Appends a line to benchmarks/results/janus.jsonl with the device's name and peak GPU memory.
 """
@@ -47,12 +50,18 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute layer activations in backward")
     args = parser.parse_args()
     device = torch.device(args.device)
 
     tick = time.perf_counter()
     model, processor = build_random(**SHAPES[args.shapes], device=device)
-    gen = JanusGenerator(model=model.to(getattr(torch, args.dtype)), processor=processor, device=device)
+    gen = JanusGenerator(
+        model=model.to(getattr(torch, args.dtype)),
+        processor=processor,
+        device=device,
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
     build_s = time.perf_counter() - tick
     print(f"built {args.shapes} on {device} in {build_s:.1f} s", flush=True)
     params = sum(p.numel() for p in gen.policy.parameters())
@@ -88,6 +97,7 @@ def main() -> None:
         "image_tokens": t,
         "image_size": gen.image_size,
         "batch": n,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "cfg_weight": DEFAULT_CFG_WEIGHT,
         "build_s": build_s,
         "sample_images_per_s": n / sample_s,

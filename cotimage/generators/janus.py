@@ -236,6 +236,14 @@ def _special_ids(model: nn.Module, tokenizer: Any) -> dict[str, int]:
     return {k: int(v[0] if isinstance(v, (list, tuple)) else v) for k, v in ids.items()}
 
 
+def _enable_checkpointing(model: nn.Module) -> None:
+    """transformers' activation checkpointing, under its newer name where it has one (deprecated in 5.2x)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _missing_weights(path: str | Path | None) -> FileNotFoundError:
     where = f"no Janus model directory at {str(path)!r}" if path else f"no Janus path given and ${PATH_ENV} is not set"
     return FileNotFoundError(
@@ -261,6 +269,10 @@ class JanusGenerator(Generator):
             ``SamplingConfig`` and default to unguided like every backend.
         value_head: Add a zero-initialised value head to the policy (for PPO).
         max_prompt_tokens: Longest encoded prompt (tokens, template and BOI included); longer raises ``ValueError``.
+        gradient_checkpointing: Recompute each language-model layer in the backward pass instead of keeping its
+            activations (transformers' gradient checkpointing), for training in less memory at about one more
+            forward pass of compute. The teacher-forced pass of an update is where the memory goes: at
+            Janus-Pro-1B's shapes, 16 images with guidance peaked at 57.8 GiB without it.
     """
 
     def __init__(
@@ -274,6 +286,7 @@ class JanusGenerator(Generator):
         cfg_weight: float = DEFAULT_CFG_WEIGHT,
         value_head: bool = False,
         max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+        gradient_checkpointing: bool = False,
     ) -> None:
         if model is None or processor is None:
             path = path if path is not None else os.environ.get(PATH_ENV) or None
@@ -289,7 +302,11 @@ class JanusGenerator(Generator):
                 processor = JanusProcessor.from_pretrained(str(path), local_files_only=True)
         if isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 2:
             raise ValueError(f"max_prompt_tokens={max_prompt_tokens!r} must be an int >= 2")
+        if not isinstance(gradient_checkpointing, bool):
+            raise ValueError(f"gradient_checkpointing={gradient_checkpointing!r} must be True or False")
         model = model.to(device).eval()
+        if gradient_checkpointing:  # only active in training mode with gradients, so sampling is unchanged
+            _enable_checkpointing(model)
         self.model, self.processor = model, processor
         self.policy = JanusPolicy(model, value_head=value_head, **_special_ids(model, processor.tokenizer)).to(device)
         self.default_sampling = SamplingConfig(cfg_weight=cfg_weight)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 import transformers
 
+from benchmarks.common import saved_activation_bytes
 from cotimage.generators.base import SamplingConfig
 from cotimage.generators.janus import (
     DEFAULT_CFG_WEIGHT,
@@ -146,6 +149,24 @@ def test_gradients_flow_and_value_head():
     assert state.values.shape == (2,)
     reference = policy.frozen_reference()
     assert not reference.has_value_head and policy.has_value_head
+
+
+def test_gradient_checkpointing_saves_less_and_gives_the_same_gradients():
+    grads, saved = [], []
+    for checkpointing in (False, True):
+        model, processor = build_random(seed=2, layers=4)
+        generator = JanusGenerator(model=model, processor=processor, gradient_checkpointing=checkpointing)
+        policy, prompts = generator.policy.train(), generator.encode_prompts(PROMPTS)
+        tokens = policy.sample(prompts, GUIDED, torch.Generator().manual_seed(2)).tokens  # sampling needs no grads
+        scores, nbytes = saved_activation_bytes(policy, partial(policy.score_tokens, prompts, tokens, GUIDED))
+        scores.log_probs.sum().backward()
+        grads.append([p.grad for p in policy.parameters() if p.grad is not None])
+        saved.append(nbytes)
+    assert saved[1] < saved[0] / 2
+    assert len(grads[0]) == len(grads[1]) > 0
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+    with pytest.raises(ValueError, match="gradient_checkpointing"):
+        JanusGenerator(model=model, processor=processor, gradient_checkpointing="yes")
 
 
 def test_frozen_reference(generator, prompts):
