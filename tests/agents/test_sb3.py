@@ -1,3 +1,5 @@
+import tempfile
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -199,3 +201,10 @@ def test_native_callback_stops_learn_and_eval_every_logs_eval_metrics():
     agent.learn(total_images=10, callback=lambda a, metrics: calls.append(metrics) or False, progress_bar=False)
     assert len(calls) == 1 and agent.num_updates == 1  # SB3 stops at the first step after the update
     assert "eval/shapes/compbench-val/overall" in calls[0] and "train/approx_kl" in calls[0]
+
+
+def test_learn_without_tensorboard_log_writes_no_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger makes its folder
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    SB3PPO(config=small(), seed=0).learn(total_images=2, progress_bar=False)
+    assert list(tmp_path.glob("SB3-*")) == []  # (torch itself keeps one reused cache folder there)

@@ -22,7 +22,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import TensorBoardOutputFormat
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
@@ -177,6 +177,9 @@ class SB3PPO:
             seed=seed,
             device=next(self.policy.parameters()).device,
         )
+        if self.tensorboard_log is None:
+            # SB3's default logger makes an empty tempdir/SB3-<time> folder on every learn() call.
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
 
     # -- counters ----------------------------------------------------------------------------
     @property
