@@ -11,8 +11,9 @@
 Shipped for the shapes world (see :data:`SHIPPED`): ``scene`` and ``scene-strict`` (the
 checker), ``clip`` (a small open_clip CLIP, CLIPScore), ``pref`` and ``pref-narrow`` (a
 Bradley-Terry preference model trained on diverse / narrow prompts) and ``orm`` (an
-outcome classifier). Loaders for real models read local files only: ``clipscore``
-(``model=``, ``checkpoint=``), ``hpsv2`` (``checkpoint=``) and ``pickscore`` (``path=``).
+outcome classifier). ``noise`` is a control: a pseudo-random score per image. Loaders for
+real models read local files only: ``clipscore`` (``model=``, ``checkpoint=``), ``hpsv2``
+(``checkpoint=``) and ``pickscore`` (``path=``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from cotimage.rewards.base import RewardModel
 from cotimage.rewards.ensemble import EnsembleReward
 from cotimage.rewards.generalization import GeneralizationResult, MatchingResult, generalization, matching
 from cotimage.rewards.learned import LearnedReward, shipped, shipped_weights
+from cotimage.rewards.noise import NoiseReward
 from cotimage.rewards.scene import SceneReward
 
 _REGISTRY: dict[str, Callable[..., RewardModel]] = {}
@@ -126,11 +128,12 @@ register("clip", _lazy("cotimage.rewards.clip", "shapes_clip"))
 register("pref", partial(shipped, "pref"))
 register("pref-narrow", partial(shipped, "pref-narrow"))
 register("orm", partial(shipped, "orm"))
+register("noise", NoiseReward)
 register("clipscore", _lazy("cotimage.rewards.clip", "clipscore"))
 register("hpsv2", _lazy("cotimage.rewards.clip", "hpsv2"))
 register("pickscore", _lazy("cotimage.rewards.pickscore", "PickScoreReward"))
 
 __all__ = [
     "SHIPPED", "EnsembleReward", "FunctionReward", "GeneralizationResult", "LearnedReward", "MatchingResult",
-    "RewardModel", "SceneReward", "generalization", "make", "matching", "names", "register", "weights_digest",
+    "NoiseReward", "RewardModel", "SceneReward", "generalization", "make", "matching", "names", "register", "weights_digest",
 ]
