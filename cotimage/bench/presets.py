@@ -15,10 +15,12 @@ def _k(k: int) -> dict[str, int]:
     return dict.fromkeys(_GROUP, k)
 
 
-#: What the study's three presets share, so that with one cell store (``--cells``) a cell with
-#: the same settings (e.g. GRPO on the checker, seed 0) runs once for all three. The budget
-#: fits the three findings (48 trained cells) in about an hour on 2 cores with 2 workers.
-_STUDY: dict = {"seeds": 3, "budget": 2048, "eval_every": 1024, "eval_prompts": 50}
+#: What the study's presets (its three findings and ``ties``) share, so that with one cell
+#: store (``--cells``) a cell with the same settings (e.g. GRPO on the checker, seed 0) runs
+#: once for all. Ten seeds: with three, the bootstrap intervals were too narrow (a 3-seed
+#: interval excluded the 10-seed mean). The four presets (190 trained cells) take about 70
+#: minutes on 2 cores with 2 workers.
+_STUDY: dict = {"seeds": 10, "budget": 2048, "eval_every": 1024, "eval_prompts": 50}
 
 
 PRESETS: dict[str, Preset] = {
@@ -65,6 +67,14 @@ PRESETS: dict[str, Preset] = {
             ("base", "dpo", "grpo"),
             "finding 2: a reward's out-of-domain ranking accuracy against the out-of-domain gain it buys",
             rewards=("pref", "pref-narrow", "scene"),
+            generalization_prompts=300,
+            **_STUDY,
+        ),
+        Preset(
+            "ties",
+            ("base", "grpo"),
+            "finding 2's mechanism: GRPO on the checker with its ties broken by the preference model or at random",
+            rewards=("scene", "scene+0.1*noise", "scene+0.005*pref", "scene+0.02*pref", "pref"),
             generalization_prompts=300,
             **_STUDY,
         ),
