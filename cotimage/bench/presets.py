@@ -49,8 +49,9 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "agents",
             ("base", "grpo", "dpo", "ppo", "reinforce"),
-            "the agent zoo's bar: each native agent against the base generator on the checker, 3 seeds, 4,096 images",
+            "the agent zoo's bar: each native agent against the base generator on the checker, 10 seeds, 4,096 images",
             variants=(Variant(), Variant("k2", {"samples_per_prompt": 2}, agents=("dpo",))),  # finding 3: DPO is best at K = 2
+            seeds=10,
             budget=4096,
             eval_every=2048,
             eval_prompts=50,
