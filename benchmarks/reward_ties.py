@@ -4,11 +4,12 @@
 
 Prompts of ``shapes/compbench-train`` drawn evenly across categories, ``--group-size`` images
 of each from the shipped base generator (one group, as GRPO samples it), scored by the checker
-(``scene``) and by ``--tie-breaker``. Prints how many groups the checker ties entirely (GRPO
-would learn nothing from them), how many distinct scores a group has, the fraction of a
-group's pairs it ties, its smallest gap between two different scores, and the tie-breaker's
-spread within a group: ``scene + w * tie_breaker`` keeps the checker's order while
-``w * spread`` stays below that smallest gap. The ``ties`` benchmark preset trains on such sums.
+(``cotimage.rewards.generalization.ranking_set``) and by ``--tie-breaker``. Prints how many
+groups the checker ties entirely (GRPO would learn nothing from them), how many distinct scores
+a group has, the fraction of a group's pairs it ties, its smallest gap between two different
+scores, and the tie-breaker's spread within a group: ``scene + w * tie_breaker`` keeps the
+checker's order while ``w * spread`` stays below that smallest gap. The ``ties`` benchmark
+preset trains on such sums.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import time
 import numpy as np
 
 from benchmarks.common import append_result
-from cotimage import generators, rewards, suites
-from cotimage.rewards.generalization import stratified_prompts
+from cotimage import rewards
+from cotimage.rewards.generalization import ranking_set
 
 
 def main() -> None:
@@ -32,26 +33,21 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    generator = generators.load("shapes")
-    checker, breaker = rewards.make("scene"), rewards.make(args.tie_breaker)
-    records = stratified_prompts(suites.load("shapes/compbench-train"), args.prompts, np.random.default_rng(args.seed))
-    distinct, tied_pairs, gaps, spreads = [], [], [], []
-    for i, record in enumerate(records):
-        images = generator.generate([record.text] * args.group_size, seed=args.seed * len(records) + i)
-        scores = checker(images, [record] * args.group_size)
-        values = np.unique(scores)
-        distinct.append(len(values))
-        tied_pairs.append((scores[:, None] == scores[None, :])[np.triu_indices(args.group_size, 1)].mean())
-        if len(values) > 1:
-            gaps.append(np.diff(values).min())
-        spreads.append(np.ptp(breaker(images, [record] * args.group_size)))
+    groups = ranking_set("shapes/compbench-train", args.prompts, args.group_size, args.seed)  # (P, K) checker scores
+    tie_scores = rewards.make(args.tie_breaker)(groups.images, groups.prompts).reshape(groups.checker.shape)
+    values = [np.unique(scores) for scores in groups.checker]
+    distinct = np.array([len(v) for v in values])
+    pairs = np.triu_indices(args.group_size, 1)
+    tied_pairs = (groups.checker[:, pairs[0]] == groups.checker[:, pairs[1]]).mean()
+    gaps = [np.diff(v).min() for v in values if len(v) > 1]
+    spreads = np.ptp(tie_scores, axis=1)
     figures = {
-        "prompts": len(records),
+        "prompts": len(groups.records),
         "group_size": args.group_size,
         "seed": args.seed,
-        "groups_all_tied": float(np.mean(np.array(distinct) == 1)),
+        "groups_all_tied": float(np.mean(distinct == 1)),
         "distinct_scores_per_group": float(np.mean(distinct)),
-        "tied_pair_fraction": float(np.mean(tied_pairs)),
+        "tied_pair_fraction": float(tied_pairs),
         "smallest_gap": float(np.min(gaps)),
         "smallest_gap_p5": float(np.percentile(gaps, 5)),
         "tie_breaker": args.tie_breaker,
