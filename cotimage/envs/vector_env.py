@@ -23,8 +23,9 @@ class CotImageVectorEnv(VectorEnv):
 
     Autoreset is ``SAME_STEP`` (``metadata["autoreset_mode"]``): the step that completes the
     images returns the first observation of new episodes, with the completed ones in
-    ``info["final_obs"]`` and ``info["final_info"]``; new prompts are drawn as at the last
-    reset (same ``group_size``).
+    ``info["final_obs"]`` and ``info["final_info"]``, and the new episodes' ``prompt`` and
+    ``category`` beside them; the new prompts are drawn from the suite with the last reset's
+    ``group_size`` (prompts given to ``reset`` are not reused).
 
     Reset options:
         ``{"prompts": [...]}`` (texts, records or suite indices; ``{"indices": [...]}`` too),
@@ -73,10 +74,9 @@ class CotImageVectorEnv(VectorEnv):
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         if isinstance(seed, list):
             raise ValueError("seed must be an int or None: the sub-envs share one RNG, seeded once")
-        self._np_random_seed = seed
         super().reset(seed=seed)
-        self._group_size = (options or {}).get("group_size", 1)
         self.episodes.start(self.episodes.resolve(options, self.np_random))
+        self._group_size = (options or {}).get("group_size", 1)  # once resolve() has checked it
         return self.episodes.observation(), self._prompt_info()
 
     def _prompt_info(self) -> dict[str, np.ndarray]:
@@ -99,6 +99,8 @@ class CotImageVectorEnv(VectorEnv):
             obs_i = {k: v[i] for k, v in final_obs.items()}
             vector_info = self._add_info(vector_info, {"final_obs": obs_i, "final_info": info}, i)
         self.episodes.start(self.episodes.sample_prompts(self.np_random, self._group_size))
+        # As SyncVectorEnv does: the new episodes' reset info joins the step's info.
+        vector_info.update(self._prompt_info())
         return self.episodes.observation(), rewards, terminated, truncated, vector_info
 
     def render(self) -> tuple[np.ndarray, ...] | None:

@@ -58,6 +58,30 @@ def test_same_step_autoreset_keeps_group_size():
     assert (obs["step"] == 0).all() and (obs["image_tokens"] == -1).all()
     prompts = envs.unwrapped.prompts
     assert prompts[0] == prompts[1] and prompts[2] == prompts[3]
+    assert list(info["prompt"]) == [p.text for p in prompts] and info["_prompt"].all()
+
+
+def test_a_rejected_group_size_leaves_the_last_one_in_force():
+    envs = make_vec(4)
+    envs.reset(seed=0, options={"group_size": 2})
+    with pytest.raises(ValueError, match="group_size=3"):
+        envs.reset(options={"group_size": 3})
+    run(envs, np.zeros((64, 4), np.int64))  # the autoreset draws groups of 2, not 3
+    prompts = envs.unwrapped.prompts
+    assert prompts[0] == prompts[1] and prompts[2] == prompts[3]
+
+
+def test_reset_without_seed_keeps_the_seeded_stream():
+    def prompts_after_reads(read_seed):
+        envs = make_vec(2)
+        envs.reset(seed=0)
+        envs.reset()
+        if read_seed:
+            assert envs.np_random_seed == 0
+        _, info = envs.reset()
+        return list(info["prompt"])
+
+    assert prompts_after_reads(True) == prompts_after_reads(False)
 
 
 def test_bad_vector_input():
