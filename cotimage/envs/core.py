@@ -75,10 +75,16 @@ class EpisodeBatch:
         self.suite = suite if isinstance(suite, str) else "custom"
         self.length = self.generator.num_image_tokens
         self.row = int(round(self.length**0.5))
-        if process_reward_every is not None and not (
-            isinstance(process_reward_every, int) and 1 <= process_reward_every < self.row
+        if process_reward_every is not None and (
+            isinstance(process_reward_every, bool)
+            or not isinstance(process_reward_every, int)
+            or not 1 <= process_reward_every < self.row
         ):
             raise ValueError(f"process_reward_every={process_reward_every!r} must be None or an int in [1, {self.row})")
+        if isinstance(process_reward_coef, bool) or not (
+            isinstance(process_reward_coef, (int, float)) and np.isfinite(process_reward_coef)
+        ):
+            raise ValueError(f"process_reward_coef={process_reward_coef!r} must be a finite number")
         self.shaping_interval = None if process_reward_every is None else process_reward_every * self.row
         self.shaping_coef = float(process_reward_coef)
         self.n = n
@@ -98,6 +104,9 @@ class EpisodeBatch:
             return suites.load(suite)
         if not suite:
             raise ValueError("suite must be a suite name or a non-empty list of prompts")
+        wrong = [p for p in suite if not isinstance(p, (str, PromptRecord))]
+        if wrong:
+            raise ValueError(f"suite must list prompt texts or PromptRecords, got {wrong[0]!r}")
         return [p if isinstance(p, PromptRecord) else custom_record(p) for p in suite]
 
     # -- spaces --------------------------------------------------------------------------------
@@ -191,6 +200,7 @@ class EpisodeBatch:
         rewards_ = np.zeros(self.n, np.float32)
         infos: list[dict] = [{} for _ in range(self.n)]
         if self.step_index == self.length:
+            self.done = True  # before scoring: if the reward raises, only reset() can go on
             images = self.generator.decode(self.tokens)
             scores, details = self.reward.score_with_details(images, self.prompts)
             # Potential-based shaping with the terminal potential 0: the shaped return is the
@@ -205,7 +215,6 @@ class EpisodeBatch:
                     score=float(scores[i]),
                     reward_details=details[i],
                 )
-            self.done = True
         elif self.shaping_interval and self.step_index % self.shaping_interval == 0:
             potential = self._potential()
             rewards_ += self.shaping_coef * (potential - self.potential)

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from cotimage.envs.core import NOT_DRAWN, EpisodeBatch
+from cotimage.envs.core import NOT_DRAWN, EpisodeBatch, text_of
 from cotimage.generators import Generator
 from cotimage.rewards import RewardModel
 
@@ -35,8 +35,9 @@ class CotImageEnv(gym.Env[ObsType, np.int64]):
         ``{"prompt": text_or_record}``: draw this prompt; ``{"index": i}``: the suite's i-th
         prompt. Otherwise a prompt is drawn from the suite with the env's RNG.
 
-    Info at the last step: ``image`` (uint8 H x W x 3), ``prompt``, ``category`` (``None``
-    for custom prompts), ``score`` (the reward model's score) and ``reward_details``
+    Info at the last step: ``image`` (uint8 H x W x 3), ``prompt``, ``category``
+    (``"custom"`` for a custom prompt the shapes grammar parses, ``None`` for one it does not),
+    ``score`` (the reward model's score) and ``reward_details``
     (per-criterion outcomes for the scene rewards).
 
     Args:
@@ -47,8 +48,10 @@ class CotImageEnv(gym.Env[ObsType, np.int64]):
         render_mode: ``None`` or ``"rgb_array"`` (the image decoded so far).
         process_reward_every: Score the partly decoded image every this many token rows and
             add potential-based shaping ``coef * (phi(s') - phi(s))``, with ``phi = 0`` at the
-            end: the return is the terminal score minus ``coef * phi(s_0)``, a constant of
-            the prompt, so the optimal policy is unchanged. ``None`` disables it.
+            end: the undiscounted return is the terminal score minus ``coef * phi(s_0)``, a
+            constant of the prompt, so the optimal policy is unchanged for gamma = 1 (the agents'
+            default here; with gamma < 1 the shaping would need ``gamma * phi(s')``).
+            ``None`` disables it.
         process_reward_coef: ``coef`` above.
     """
 
@@ -82,12 +85,13 @@ class CotImageEnv(gym.Env[ObsType, np.int64]):
         prompts = self.episodes.resolve(options, self.np_random)
         self.episodes.start(prompts)
         prompt = prompts[0]
-        return self._obs(), {"prompt": getattr(prompt, "text", prompt), "category": getattr(prompt, "category", None)}
+        return self._obs(), {"prompt": text_of(prompt), "category": getattr(prompt, "category", None)}
 
     def step(self, action: Any) -> tuple[ObsType, float, bool, bool, dict]:
-        if isinstance(action, np.ndarray) and action.shape not in ((), (1,)):
+        action = np.asarray(action)
+        if action.shape not in ((), (1,)):
             raise ValueError(f"action must be one token id, got an array of shape {action.shape}")
-        rewards, terminated, infos = self.episodes.act(np.asarray(action).reshape(1))
+        rewards, terminated, infos = self.episodes.act(action.reshape(1))
         return self._obs(), float(rewards[0]), terminated, False, infos[0]
 
     def render(self) -> np.ndarray | None:

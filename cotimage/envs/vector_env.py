@@ -51,7 +51,7 @@ class CotImageVectorEnv(VectorEnv):
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs={num_envs!r} must be a positive int")
-        if render_mode not in (None, "rgb_array"):
+        if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed; choose None or 'rgb_array'")
         self.num_envs = num_envs
         self.render_mode = render_mode

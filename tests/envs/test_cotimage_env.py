@@ -121,6 +121,8 @@ def test_process_rewards_telescope_to_the_terminal_score():
         (-1, ValueError, r"\[0, 256\)"),
         (1.5, ValueError, "integer"),
         (np.array([1, 2]), ValueError, "one token"),
+        ([1, 2], ValueError, "one token"),
+        ([[3]], ValueError, "one token"),
     ],
 )
 def test_bad_actions_raise(env, action, error, message):
@@ -135,6 +137,17 @@ def test_step_after_termination_needs_reset(env):
         env.step(0)
 
 
+def test_a_reward_that_raises_still_ends_the_episode():
+    def failing(images, prompts):
+        raise ValueError("this reward fails")
+
+    env = CotImageEnv(reward=failing)
+    with pytest.raises(ValueError, match="this reward fails"):
+        play(env, [0] * 64, seed=0)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -143,6 +156,9 @@ def test_step_after_termination_needs_reset(env):
         ({"suite": "nope"}, "known suites"),
         ({"render_mode": "human"}, "rgb_array"),
         ({"process_reward_every": 8}, r"\[1, 8\)"),
+        ({"process_reward_every": True}, "process_reward_every=True"),
+        ({"process_reward_coef": float("nan")}, "process_reward_coef=nan must be a finite number"),
+        ({"suite": ["a red circle", 3]}, "suite must list prompt texts"),
     ],
 )
 def test_bad_constructor_arguments_list_the_choices(kwargs, message):
