@@ -1,11 +1,12 @@
 """The generator contract every backend meets, and the sampling maths they share.
 
 A generator turns prompts into image tokens and image tokens into pixels. Its ``policy``
-is the torch module that RL trains. Every backend implements three methods on it:
+is the torch module that RL trains. Every backend implements four methods on it:
 
 - :meth:`Policy.start` (prefill the prompts, return the first next-token distribution),
 - :meth:`Policy.advance` (feed one token per row, return the next distribution),
 - :meth:`Policy.score_tokens` (teacher-forced log-probs of given tokens in one pass),
+- :meth:`Policy.frozen_reference` (the frozen copy that KL penalties and DPO compare with),
 
 and inherits :meth:`Policy.sample` and :meth:`Policy.log_prob` from them. Both the
 sampler and the scorer turn raw logits into log-probabilities with the one function

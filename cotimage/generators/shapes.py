@@ -282,7 +282,8 @@ class ShapesGenerator(Generator):
     Args:
         weights: Policy weights; by default the shipped ones.
         value_head: Add a value head on the trunk (for PPO).
-        policy: Use this policy instead of loading weights (e.g. an untrained one in tests).
+        policy: Use this policy instead of loading weights (e.g. an untrained one in tests);
+            then ``weights`` and ``value_head`` must be left at their defaults.
         device: Where the policy runs (``"cpu"``, ``"cuda"``, ...); the VQ decodes on the CPU.
     """
 
@@ -293,6 +294,8 @@ class ShapesGenerator(Generator):
         policy: ShapesPolicy | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
+        if policy is not None and (weights is not None or value_head):
+            raise ValueError("pass either policy or weights / value_head: a given policy is used as it is")
         policy = policy if policy is not None else ShapesPolicy.load(weights or ASSET, value_head=value_head)
         self.policy = policy.to(device)
         self.tokenizer = WordTokenizer(self.policy.cfg.prompt_tokens - 1)

@@ -81,17 +81,22 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
             ensemble, one dict per term under the term's name.
 
     Raises:
-        ValueError: for an unknown name or a malformed spec; the message lists the registered names.
+        ValueError: for an unknown name or a malformed spec (the message lists the registered
+            names), or keyword arguments given with a model or callable, which take none.
     """
-    if isinstance(spec, RewardModel):
-        return spec
-    if callable(spec):
-        return FunctionReward(spec)
+    if isinstance(spec, type) and issubclass(spec, RewardModel):
+        raise ValueError(f"reward={spec.__name__} is a class; pass an instance, e.g. make({spec.__name__}(...))")
+    if isinstance(spec, RewardModel) or callable(spec):
+        if kwargs:
+            raise ValueError(f"reward={spec!r} is already built; keyword arguments {sorted(kwargs)} would be ignored")
+        return spec if isinstance(spec, RewardModel) else FunctionReward(spec)
     if isinstance(spec, str) and ensemble.is_ensemble(spec):
         return ensemble.build(spec, make, _REGISTRY, **kwargs)
     if not isinstance(spec, str) or spec not in _REGISTRY:
         raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()} (or pass a callable)")
-    return _REGISTRY[spec](**kwargs)
+    model = _REGISTRY[spec](**kwargs)
+    model.name = spec  # the contract: a reward is named by the spec it was made from
+    return model
 
 
 def weights_digest(spec: str) -> dict[str, str]:

@@ -74,5 +74,11 @@ class RewardModel(ABC):
             out.append(text)
         return out
 
+    def check_batch_size(self, batch_size: Any) -> int:
+        """``batch_size`` if it is a positive int, else a ``ValueError`` naming the reward."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"reward {self.name!r}: batch_size={batch_size!r} must be a positive int")
+        return batch_size
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, range={self.range})"

@@ -95,7 +95,8 @@ class OpenCLIPReward(RewardModel):
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name
-        self.weight, self.clamp, self.batch_size = weight, clamp, batch_size
+        self.weight, self.clamp = weight, clamp
+        self.batch_size = self.check_batch_size(batch_size)
         self.range = (0.0 if clamp else -weight, weight)
         self.preprocess_cfg = model.visual.preprocess_cfg
 

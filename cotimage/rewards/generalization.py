@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +140,18 @@ def pair_outcomes(checker: np.ndarray, scores: np.ndarray, kind: str | None = No
 
 def _pooled_accuracy(groups: list[np.ndarray]) -> float:
     outcomes = np.concatenate(groups)
-    return float(outcomes[:, 0].sum() / max(outcomes[:, 1].sum(), 1.0))
+    total = outcomes[:, 1].sum()
+    return float(outcomes[:, 0].sum() / total) if total else float("nan")  # no pairs: no accuracy
+
+
+def _check_prompts(name: str, value: Any, least: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
+        raise ValueError(f"{name}={value!r} must be None (all) or an int >= {least}")
+
+
+def _require_pairs(pairs: int, suite: str, argument: str) -> None:
+    if pairs == 0:
+        raise ValueError(f"no pair on {suite!r} has two different checker scores to rank; raise {argument}")
 
 
 def _accuracy_by_category(
@@ -186,7 +198,7 @@ class GeneralizationResult:
 
 def generalization(
     rm: RewardModel | str | Callable,
-    suites: Sequence[str] = DEFAULT_SUITES,
+    suites: str | Sequence[str] = DEFAULT_SUITES,
     prompts_per_suite: int | None = 300,
     images_per_prompt: int = 4,
     seed: int = 0,
@@ -196,7 +208,7 @@ def generalization(
 
     Args:
         rm: A reward model, a reward spec or a callable (see :func:`cotimage.rewards.make`).
-        suites: Suites to measure on; by default in-domain then out-of-domain.
+        suites: A suite or suites to measure on; by default in-domain then out-of-domain.
         prompts_per_suite: Prompts drawn per suite, evenly across categories (``None``: all).
         images_per_prompt: Base-generator images per prompt (each prompt gives up to
             ``K * (K - 1) / 2`` pairs).
@@ -205,12 +217,14 @@ def generalization(
     """
     from cotimage.rewards import make  # the registry imports this module
 
+    _check_prompts("prompts_per_suite", prompts_per_suite, 1)
     rm = make(rm)
     accuracy, pairs, categories, pair_kinds = {}, {}, {}, {}
-    for suite in suites:
+    for suite in [suites] if isinstance(suites, str) else suites:
         data = ranking_set(suite, prompts_per_suite, images_per_prompt, seed, generator)
         scores = rm(data.images, data.prompts).reshape(data.checker.shape)
         outcomes = pair_outcomes(data.checker, scores)
+        _require_pairs(int(outcomes[:, 1].sum()), suite, "prompts_per_suite or images_per_prompt")
         accuracy[suite], categories[suite] = _accuracy_by_category(outcomes, data.records, seed)
         pairs[suite] = int(outcomes[:, 1].sum())
         by_kind = {kind: pair_outcomes(data.checker, scores, kind) for kind in PAIR_KINDS}
@@ -265,7 +279,7 @@ def matching(
     """Image-text matching: the reward's preference for a render of the prompt's scene over another scene's.
 
     Prompts are drawn evenly across the suite's categories; each gets a render of its own
-    scene and of the next drawn prompt's scene (so another category's, mostly). A pair counts
+    scene and of the previous drawn prompt's scene (so another category's, mostly). A pair counts
     when the checker scores the other render lower, and the reward gets it right when it
     scores the own render higher (a tie counts one half). The interval resamples prompts
     within categories.
@@ -278,6 +292,7 @@ def matching(
     """
     from cotimage.rewards import make  # the registry imports this module
 
+    _check_prompts("prompts", prompts, 2)
     rm = make(rm)
     records = stratified_prompts(load_suite(suite), prompts, np.random.default_rng(seed))
     own = np.stack([render(r.spec, seed=[seed, i]) for i, r in enumerate(records)])
@@ -286,5 +301,6 @@ def matching(
                         for image, mine, r in zip(other, own, records)])
     margin = rm(own, records) - rm(other, records)
     outcomes = np.stack([np.where(margin == 0, 0.5, (margin > 0).astype(np.float64)), np.ones(len(records))], 1)
+    _require_pairs(int(counted.sum()), suite, "prompts")
     accuracy, categories = _accuracy_by_category(outcomes * counted[:, None], records, seed)
     return MatchingResult(rm.name, suite, accuracy, int(counted.sum()), categories)

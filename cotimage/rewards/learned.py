@@ -152,7 +152,8 @@ class LearnedReward(RewardModel):
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; choose one of {list(KINDS)}")
         self.net = net.eval().requires_grad_(False)
-        self.kind, self.name, self.batch_size = kind, name, batch_size
+        self.kind, self.name = kind, name
+        self.batch_size = self.check_batch_size(batch_size)
         self.range = (0.0, 1.0) if kind == "orm" else (-np.inf, np.inf)
         self.tokenizer = WordTokenizer(net.cfg.prompt_tokens - 1)
 

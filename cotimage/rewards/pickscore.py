@@ -42,11 +42,11 @@ class PickScoreReward(RewardModel):
     def __init__(
         self, path: str | Path | None = None, processor_path: str | Path | None = None, batch_size: int = 64
     ) -> None:
+        self.batch_size = self.check_batch_size(batch_size)
         model_dir = self._require_dir(path, "path")
         processor_dir = self._require_dir(processor_path or path, "processor_path")
         self.model = CLIPModel.from_pretrained(model_dir, local_files_only=True).eval().requires_grad_(False)
         self.processor = CLIPProcessor.from_pretrained(processor_dir, local_files_only=True)
-        self.batch_size = batch_size
         scale = float(self.model.logit_scale.exp())
         self.range = (-scale, scale)
 

@@ -25,9 +25,15 @@ class SceneReward(RewardModel):
         self.name = "scene-strict" if strict else "scene"
 
     def details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
-        verdicts = [check(image, as_spec(prompt)) for image, prompt in zip(images, prompts)]
+        verdicts = [check(image, self._spec(prompt)) for image, prompt in zip(images, prompts)]
         scores = np.array([float(v.passed) if self.strict else v.score for v in verdicts], np.float32)
         return scores, [v.details() for v in verdicts]
+
+    def _spec(self, prompt: Any):
+        try:
+            return as_spec(prompt)
+        except ValueError as error:
+            raise ValueError(f"reward {self.name!r}: {error}") from error
 
     def score(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:
         return self.details(images, prompts)[0]

@@ -95,6 +95,7 @@ def test_value_head_starts_at_zero():
         (lambda: SamplingConfig(temperature=0), "temperature"),
         (lambda: SamplingConfig(top_k=0), "top_k"),
         (lambda: SamplingConfig(cfg_weight=-1), "cfg_weight"),
+        (lambda: ShapesGenerator(policy=ShapesGenerator().policy, value_head=True), "either policy or weights"),
     ],
 )
 def test_bad_input_names_the_argument(call, message):

@@ -1,3 +1,6 @@
+import sys
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,8 @@ from cotimage.rewards.generalization import (
     table,
 )
 from cotimage.suites import load
+
+generalization_module = sys.modules["cotimage.rewards.generalization"]  # the name is shadowed by the function
 
 SMALL = dict(prompts_per_suite=12, images_per_prompt=3, seed=5)
 
@@ -77,6 +82,24 @@ def test_matching_credits_the_checker_fully_and_a_constant_at_chance():
     assert matching(lambda images, prompts: np.zeros(len(images)), prompts=20, seed=2).accuracy.mean == 0.5
     backwards = matching(lambda images, prompts: -rewards.make("scene")(images, prompts), prompts=20, seed=2)
     assert backwards.accuracy.mean == 0.0 and backwards.to_dict()["accuracy"]["mean"] == 0.0
+
+
+def test_one_suite_may_be_named_alone():
+    result = generalization("scene", suites="shapes/geneval", **SMALL)
+    assert list(result.accuracy) == ["shapes/geneval"]
+
+
+def test_too_few_prompts_are_named():
+    with pytest.raises(ValueError, match=r"prompts_per_suite=0 must be None \(all\) or an int >= 1"):
+        generalization("scene", prompts_per_suite=0)
+    with pytest.raises(ValueError, match=r"prompts=1 must be None \(all\) or an int >= 2"):
+        matching("scene", prompts=1)
+
+
+def test_no_pairs_is_an_error_not_an_accuracy(monkeypatch):
+    monkeypatch.setattr(generalization_module, "check", lambda image, spec: SimpleNamespace(score=1.0))
+    with pytest.raises(ValueError, match="no pair on 'shapes/compbench-val' has two different checker scores"):
+        matching("scene", prompts=4)
 
 
 @pytest.mark.slow

@@ -42,6 +42,41 @@ def test_make_passes_models_through_and_wraps_callables():
     assert isinstance(wrapped, FunctionReward) and wrapped.name == "<lambda>"
 
 
+def test_make_rejects_a_class_and_arguments_it_would_ignore():
+    with pytest.raises(ValueError, match=r"reward=FunctionReward is a class; pass an instance"):
+        rewards.make(FunctionReward)
+    with pytest.raises(ValueError, match=r"keyword arguments \['batch_size'\] would be ignored"):
+        rewards.make(rewards.make("scene"), batch_size=8)
+
+
+def test_a_registered_reward_is_named_by_its_spec(registry):
+    class Unnamed(RewardModel):
+        def score(self, images, prompts):
+            return np.ones(len(images), np.float32)
+
+    registry.register("unnamed", Unnamed)
+    registry.register("unnamed-too", Unnamed)
+    rm = registry.make("unnamed+unnamed-too")
+    assert [term.name for _, term in rm.terms] == ["unnamed", "unnamed-too"]
+    _, details = rm.score_with_details(render(PROMPT, seed=0)[None], [PROMPT])
+    assert details[0] == {"unnamed": 1.0, "unnamed-too": 1.0}
+
+
+@pytest.mark.parametrize("spec", ["pref", "clip"])
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_a_bad_batch_size_is_named(spec, batch_size):
+    with pytest.raises(ValueError, match=f"reward '{spec}': batch_size={batch_size} must be a positive int"):
+        rewards.make(spec, batch_size=batch_size)
+
+
+def test_scene_errors_name_the_reward():
+    image = render(PROMPT, seed=0)[None]
+    with pytest.raises(ValueError, match="reward 'scene': expected a SceneSpec"):
+        rewards.make("scene")(image, [3])
+    with pytest.raises(ValueError, match="reward 'scene-strict': prompt has the unknown word 'cat'"):
+        rewards.make("scene-strict")(image, ["a photo of a cat"])
+
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_shipped_specs_follow_the_contract(spec):
     rm = rewards.make(spec)
