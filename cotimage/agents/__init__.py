@@ -9,8 +9,8 @@ from cotimage.agents.reinforce import REINFORCE, REINFORCEConfig
 
 
 def registry() -> dict[str, type[Agent]]:
-    """Agents by command-line name (SB3PPO and DPO import lazily)."""
-    from cotimage.agents.sb3 import SB3PPO  # stable-baselines3 imports only when asked for
+    """Agents by command-line name (SB3PPO imports lazily: stable-baselines3 loads only when asked for)."""
+    from cotimage.agents.sb3 import SB3PPO
 
     return {"grpo": GRPO, "dpo": DPO, "ppo": PPO, "sb3ppo": SB3PPO, "reinforce": REINFORCE}
 

@@ -113,6 +113,11 @@ def test_dataset_round_trip_and_overwrite_refusal(tmp_path):
         ({"label_smoothing": 0.1, "loss_type": "ipo"}, "label_smoothing"),
         ({"sync_reference": True}, "sync_reference"),
         ({"pairs_per_update": 0}, "pairs_per_update"),
+        ({"pairs_per_update": 4}, "pairs_per_update"),  # online: an update trains on all of its batch's pairs
+        ({"pairs_per_update": 2.0, "mode": "iterative"}, "pairs_per_update"),
+        ({"samples_per_prompt": 4.0}, "samples_per_prompt"),
+        ({"beta": math.inf}, "beta"),
+        ({"sync_reference": "yes", "mode": "iterative"}, "sync_reference"),
     ],
 )
 def test_bad_config_fails_naming_the_field(changes, field):

@@ -25,6 +25,20 @@ def test_group_advantages_by_hand():
     torch.testing.assert_close(batch, group_advantages(rewards, 4, "none") / rewards.std())
 
 
+@pytest.mark.parametrize(
+    ("group_size", "scale", "message"),
+    [
+        (2, "std", r"^scale='std' is not allowed; choose one of \['group', 'batch', 'none'\]"),
+        (1, "none", r"^group_size=1 must be an int >= 2"),
+        (2.0, "none", r"^group_size=2.0 must be an int >= 2"),
+        (3, "group", r"^group_size=3 must divide the number of rows, 8"),
+    ],
+)
+def test_group_advantages_rejects_bad_arguments_by_name(group_size, scale, message):
+    with pytest.raises(ValueError, match=message):
+        group_advantages(torch.arange(8.0), group_size, scale)
+
+
 def test_k3_kl_by_hand():
     kl = k3_kl(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)]))
     assert kl.item() == pytest.approx(0.5 - math.log(0.5) - 1)
@@ -44,8 +58,10 @@ def test_grpo_loss_aggregations_by_hand():
     assert grpo_loss(NEW, OLD, ADV, loss_type="bnpo")[0].item() == pytest.approx(per_token_sum / 6)
     assert grpo_loss(NEW, OLD, ADV, loss_type="dapo")[0].item() == pytest.approx(per_token_sum / 6)
     assert grpo_loss(NEW, OLD, ADV, loss_type="dr_grpo", max_tokens=6)[0].item() == pytest.approx(per_token_sum / 12)
-    with pytest.raises(ValueError, match="loss_type"):
+    with pytest.raises(ValueError, match=r"^loss_type='nope' is not allowed; choose one of \['grpo'"):
         grpo_loss(NEW, OLD, ADV, loss_type="nope")
+    with pytest.raises(ValueError, match=r"^importance_sampling_level='seq' is not allowed; choose one of \['token', 'sequence'\]"):
+        grpo_loss(NEW, OLD, ADV, importance_sampling_level="seq")
 
 
 def test_grpo_sequence_level_ratio_and_kl_by_hand():
@@ -63,6 +79,19 @@ def test_reinforce_baselines_by_hand():
     torch.testing.assert_close(baseline_advantages(rewards, "rloo", 4), torch.tensor([1.0, -1 / 3, -1 / 3, -1 / 3]))
     torch.testing.assert_close(baseline_advantages(rewards, "batch"), torch.tensor([0.75, -0.25, -0.25, -0.25]))
     torch.testing.assert_close(baseline_advantages(rewards, "none"), rewards)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "group_size", "message"),
+    [
+        ("mean", 2, r"^baseline='mean' is not allowed; choose one of \['none', 'batch', 'rloo'\]"),
+        ("rloo", 1, r"^group_size=1 must be an int >= 2"),
+        ("rloo", 3, r"^group_size=3 must divide the number of rows, 4"),
+    ],
+)
+def test_reinforce_baselines_reject_bad_arguments_by_name(baseline, group_size, message):
+    with pytest.raises(ValueError, match=message):
+        baseline_advantages(torch.tensor([1.0, 0, 0, 0]), baseline, group_size)
 
 
 def test_reinforce_loss_by_hand():

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cotimage.agents.common.config import is_int, require
 from cotimage.envs import CotImageVectorEnv
 from cotimage.envs.core import text_of
 from cotimage.generators import Policy, PromptBatch, SamplingConfig
@@ -46,6 +47,19 @@ class Rollout:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+def grouped(values: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N,) per-image values as (N / group_size, group_size), a row per prompt.
+
+    :func:`collect` with ``{"group_size": k}`` puts each prompt's k images in consecutive rows.
+
+    Raises:
+        ValueError: unless ``group_size`` is an int >= 2 (a group compares images) dividing N.
+    """
+    require(is_int(group_size) and group_size >= 2, "group_size", group_size, "must be an int >= 2")
+    require(len(values) % group_size == 0, "group_size", group_size, f"must divide the number of rows, {len(values)}")
+    return values.view(-1, group_size)
 
 
 def _per_image(vector_info: dict[str, np.ndarray], n: int) -> list[dict]:

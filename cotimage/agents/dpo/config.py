@@ -20,8 +20,9 @@ class DPOConfig(AgentConfig):
     log-probabilities (summed over image tokens) of the chosen and the rejected image.
 
     Attributes:
-        learning_rate: Adam learning rate; GRPO's default, so both algorithms compare at one
-            step size.
+        learning_rate: Adam learning rate. The default, 3e-5, is GRPO's
+            (:class:`~cotimage.agents.grpo.GRPOConfig`); the benchmarks set each agent's own
+            rate (``cotimage.bench.settings.AGENT_SETTINGS``), and there DPO's differs from GRPO's.
         mode: Where pairs come from.
             ``"online"``: every update draws a fresh batch of ``batch_size`` images
             (``batch_size / samples_per_prompt`` prompts) from the current policy and takes
@@ -29,8 +30,12 @@ class DPOConfig(AgentConfig):
             ``"iterative"``: each update is a round: draw ``prompts_per_round`` prompts x
             ``samples_per_prompt`` images from the current policy, then train
             ``epochs_per_round`` passes over the round's pairs in minibatches of
-            ``pairs_per_update``. The image budget of ``learn`` sets the number of rounds,
-            ``total_images / (prompts_per_round * samples_per_prompt)``.
+            ``pairs_per_update``. Images are drawn in whole batches of ``batch_size``, so a
+            round draws ``ceil(prompts_per_round / prompts_per_batch) * batch_size`` images
+            (the extra groups of the last batch are not paired): 6 prompts x K = 4 at
+            ``batch_size=16`` are two batches, 32 images, not 24. ``learn(total_images)``
+            runs whole rounds until it has drawn ``total_images`` images, so
+            ``ceil(total_images / images per round)`` rounds.
             ``"offline"``: train on the :class:`~cotimage.agents.common.pairs.PairDataset`
             at ``dataset`` (written by ``python -m cotimage.agents.dpo.collect``), one
             minibatch of ``pairs_per_update`` pairs per update, reshuffled every epoch.
@@ -51,7 +56,8 @@ class DPOConfig(AgentConfig):
             in [0, 0.5); only the sigmoid loss uses it.
         pairs_per_update: Pairs per gradient step in the offline and iterative modes
             (default ``batch_size // samples_per_prompt``: the most pairs an online batch gives,
-            so all modes take steps of the same size).
+            so all modes take steps of the same size). Must be ``None`` online, where each
+            update takes one step on all of its batch's pairs.
         prompts_per_round: Iterative mode: prompts drawn per round.
         epochs_per_round: Iterative mode: passes over each round's pairs.
         sync_reference: Iterative mode: make the policy at the start of each round the new
@@ -83,7 +89,7 @@ class DPOConfig(AgentConfig):
             self.dataset = str(self.dataset)
         k = self.samples_per_prompt
         require(self.mode in MODES, "mode", self.mode, f"is not allowed; choose one of {list(MODES)}")
-        require(isinstance(k, int) and k >= 2, "samples_per_prompt", k, "must be an int >= 2 (a pair needs two images of one prompt)")
+        require(k >= 2, "samples_per_prompt", k, "must be >= 2 (a pair needs two images of one prompt)")
         require(self.batch_size % k == 0, "samples_per_prompt", k, f"must divide batch_size={self.batch_size}")
         require(self.beta > 0, "beta", self.beta, "must be > 0")
         require(self.loss_type in LOSS_TYPES, "loss_type", self.loss_type, f"is not allowed; choose one of {list(LOSS_TYPES)}")
@@ -93,6 +99,10 @@ class DPOConfig(AgentConfig):
             "label_smoothing", self.label_smoothing, f"only applies to loss_type='sigmoid', not {self.loss_type!r}",
         )
         require(self.pairs_per_update is None or self.pairs_per_update >= 1, "pairs_per_update", self.pairs_per_update, "must be None or >= 1")
+        require(
+            self.pairs_per_update is None or self.mode != "online",
+            "pairs_per_update", self.pairs_per_update, "only applies to mode='offline' or 'iterative', not 'online'",
+        )
         require(self.prompts_per_round >= 1, "prompts_per_round", self.prompts_per_round, "must be >= 1")
         require(self.epochs_per_round >= 1, "epochs_per_round", self.epochs_per_round, "must be >= 1")
         require(not self.sync_reference or self.mode == "iterative", "sync_reference", self.sync_reference, "only applies to mode='iterative'")

@@ -31,7 +31,8 @@ class GRPOConfig(AgentConfig):
         importance_sampling_level: ``"token"`` ratios, or ``"sequence"`` (GSPO: the
             geometric mean of token ratios per image).
         num_iterations: Gradient steps on each batch (1: strictly on-policy, as the study).
-        advantage_epsilon: Added to the std when scaling advantages.
+        advantage_epsilon: Added to the std when scaling advantages; > 0, so a group whose
+            images all score the same gets advantages 0, not NaN.
     """
 
     learning_rate: float = 3e-5
@@ -52,7 +53,7 @@ class GRPOConfig(AgentConfig):
         require(self.scale_rewards in SCALE_REWARDS, "scale_rewards", self.scale_rewards, f"is not allowed; choose one of {list(SCALE_REWARDS)}")
         require(self.loss_type in LOSS_TYPES, "loss_type", self.loss_type, f"is not allowed; choose one of {list(LOSS_TYPES)}")
         require(self.importance_sampling_level in IMPORTANCE_LEVELS, "importance_sampling_level", self.importance_sampling_level, f"is not allowed; choose one of {list(IMPORTANCE_LEVELS)}")
-        require(self.epsilon_low >= 0, "epsilon_low", self.epsilon_low, "must be >= 0")
-        require(self.epsilon_high >= 0, "epsilon_high", self.epsilon_high, "must be >= 0")
-        require(self.beta >= 0, "beta", self.beta, "must be >= 0")
+        for name in ("epsilon_low", "epsilon_high", "beta"):
+            require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         require(self.num_iterations >= 1, "num_iterations", self.num_iterations, "must be >= 1")
+        require(self.advantage_epsilon > 0, "advantage_epsilon", self.advantage_epsilon, "must be > 0 (a tied group's std is 0)")

@@ -5,18 +5,25 @@ from __future__ import annotations
 import torch
 
 from cotimage.agents.common.agent import Agent
-from cotimage.agents.grpo.config import GRPOConfig
+from cotimage.agents.common.config import require
+from cotimage.agents.common.rollout import grouped
+from cotimage.agents.grpo.config import IMPORTANCE_LEVELS, LOSS_TYPES, SCALE_REWARDS, GRPOConfig
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str, epsilon: float = 1e-4) -> torch.Tensor:
     """``(r - mean_group) / (std + eps)``; rows of one group are consecutive.
 
     ``scale``: ``"group"`` (std of the group), ``"batch"`` (std of the batch) or ``"none"``.
+
+    Raises:
+        ValueError: if ``scale`` is not one of those, or ``group_size`` is not an int >= 2
+            dividing ``len(rewards)``.
     """
-    grouped = rewards.view(-1, group_size)
-    centred = grouped - grouped.mean(1, keepdim=True)
+    require(scale in SCALE_REWARDS, "scale", scale, f"is not allowed; choose one of {list(SCALE_REWARDS)}")
+    groups = grouped(rewards, group_size)
+    centred = groups - groups.mean(1, keepdim=True)
     if scale == "group":
-        centred = centred / (grouped.std(1, keepdim=True) + epsilon)
+        centred = centred / (groups.std(1, keepdim=True) + epsilon)
     elif scale == "batch":
         centred = centred / (rewards.std() + epsilon)
     return centred.reshape(-1)
@@ -45,7 +52,16 @@ def grpo_loss(
 
     ``loss_token = -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * KL_k3``,
     then averaged as ``loss_type`` says (see :class:`GRPOConfig`).
+
+    Raises:
+        ValueError: if ``loss_type`` or ``importance_sampling_level`` is not one of
+            :class:`GRPOConfig`'s.
     """
+    require(loss_type in LOSS_TYPES, "loss_type", loss_type, f"is not allowed; choose one of {list(LOSS_TYPES)}")
+    require(
+        importance_sampling_level in IMPORTANCE_LEVELS,
+        "importance_sampling_level", importance_sampling_level, f"is not allowed; choose one of {list(IMPORTANCE_LEVELS)}",
+    )
     log_ratio = log_probs - old_log_probs
     if importance_sampling_level == "sequence":  # GSPO: one ratio per image
         log_ratio = log_ratio.mean(-1, keepdim=True).expand_as(log_probs)
@@ -60,10 +76,8 @@ def grpo_loss(
         loss = per_token.mean(-1).mean()
     elif loss_type in ("bnpo", "dapo"):  # one process: DAPO's global token mean is BNPO's
         loss = per_token.sum() / per_token.numel()
-    elif loss_type == "dr_grpo":
+    else:  # dr_grpo
         loss = per_token.sum() / (batch * (max_tokens or length))
-    else:
-        raise ValueError(f"loss_type={loss_type!r} is not allowed; choose grpo, bnpo, dr_grpo or dapo")
     clip_fraction = ((ratio < 1 - epsilon_low) & (adv < 0)) | ((ratio > 1 + epsilon_high) & (adv > 0))
     stats = {"kl": float(kl.detach().mean()), "clip_fraction": float(clip_fraction.float().mean())}
     return loss, stats

@@ -5,21 +5,29 @@ from __future__ import annotations
 import torch
 
 from cotimage.agents.common.agent import Agent
-from cotimage.agents.reinforce.config import REINFORCEConfig
+from cotimage.agents.common.config import require
+from cotimage.agents.common.rollout import grouped
+from cotimage.agents.reinforce.config import BASELINES, REINFORCEConfig
 
 
 def baseline_advantages(rewards: torch.Tensor, baseline: str, group_size: int = 1) -> torch.Tensor:
     """``r - b`` with ``b`` 0 (``"none"``), the batch mean (``"batch"``) or leave-one-out (``"rloo"``).
 
-    RLOO's baseline for image i of a group of k is the mean of the other k - 1 rewards.
+    RLOO's baseline for image i of a group of k (consecutive rows) is the mean of the other
+    k - 1 rewards; only RLOO uses ``group_size``.
+
+    Raises:
+        ValueError: if ``baseline`` is not one of those, or for ``"rloo"`` if ``group_size`` is
+            not an int >= 2 dividing ``len(rewards)``.
     """
+    require(baseline in BASELINES, "baseline", baseline, f"is not allowed; choose one of {list(BASELINES)}")
     if baseline == "none":
         return rewards.clone()
     if baseline == "batch":
         return rewards - rewards.mean()
-    grouped = rewards.view(-1, group_size)
-    others = (grouped.sum(1, keepdim=True) - grouped) / (group_size - 1)
-    return (grouped - others).reshape(-1)
+    groups = grouped(rewards, group_size)
+    others = (groups.sum(1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).reshape(-1)
 
 
 def reinforce_loss(
