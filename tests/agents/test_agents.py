@@ -2,6 +2,7 @@
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -63,10 +64,11 @@ def test_same_seed_same_scalars_and_resume_gives_the_same_curve(cls, config, tmp
     first = cls(config=config, tensorboard_log=tmp_path / "resumed", seed=3)
     first.learn(16 * 3, progress_bar=False)
     first.save(tmp_path / "checkpoint")
-    resumed = cls.load(tmp_path / "checkpoint", tensorboard_log=tmp_path / "resumed")
+    resumed = cls.load(tmp_path / "checkpoint")  # the saved tensorboard_log, and its run continued
     assert resumed.num_updates == 3
     resumed.learn(16 * 2, progress_bar=False)
     assert scalars(tmp_path / "resumed") == runs["a"]
+    assert [p.name for p in (tmp_path / "resumed").iterdir()] == [f"{cls.__name__}_1"]
 
 
 def test_save_refuses_to_overwrite_and_load_checks_the_class(tmp_path):
@@ -83,6 +85,31 @@ def test_save_refuses_to_overwrite_and_load_checks_the_class(tmp_path):
     (tmp_path / "a" / "agent.json").write_text(json.dumps({**meta, "device": "cuda"}))
     with pytest.raises(ValueError, match="saved with its policy on 'cuda'"):
         REINFORCE.load(tmp_path / "a")
+
+
+def test_load_rebuilds_the_env_it_was_trained_on(tmp_path):
+    agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4), env_kwargs={"reward": "scene-strict", **TINY_ENV})
+    loaded = REINFORCE.load(agent.save(tmp_path / "a"))
+    assert loaded.envs.episodes.reward.name == "scene-strict" and loaded.envs.episodes.records[0].text == PROMPT
+
+
+def test_an_env_built_from_objects_must_be_passed_to_load_and_a_change_is_named(tmp_path):
+    config = REINFORCEConfig(batch_size=8, group_size=4)
+    REINFORCE(CotImageEnv(reward="scene-strict"), config=config).save(tmp_path / "a")
+    with pytest.raises(ValueError, match=r"built from objects \(.*'scene-strict'.*pass that env to load\(env=...\)"):
+        REINFORCE.load(tmp_path / "a")
+    with pytest.warns(UserWarning, match="trained on another env: reward 'scene-strict' -> 'scene'"):
+        REINFORCE.load(tmp_path / "a", env=CotImageEnv())
+
+
+def test_save_never_replaces_files_that_are_not_a_saved_agent(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "state.pt").write_text("the user's")
+    agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4))
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="not a saved agent"):
+            agent.save(tmp_path / "mine", overwrite=overwrite)
+    assert (tmp_path / "mine" / "state.pt").read_text() == "the user's"
 
 
 def test_agents_share_one_model_and_ppo_adds_only_a_value_head():
@@ -108,11 +135,42 @@ def test_predict_acts_in_the_single_env():
     assert actions.shape == (2,)
 
 
+def test_predict_reads_each_row_at_its_own_step_and_leaves_training_unchanged():
+    agent = GRPO(config=GRPOConfig(batch_size=8, group_size=4))
+    env = CotImageEnv()
+    observations = [env.reset(seed=0)[0]]
+    for token in np.random.default_rng(0).integers(256, size=36):
+        observations.append(env.step(token)[0])
+    rows = [observations[36], observations[0], observations[8]]  # steps 36, 0, 8 in one batch
+    batch = {k: np.stack([obs[k] for obs in rows]) for k in rows[0]}
+    single = [agent.predict(obs, deterministic=True)[0] for obs in rows]
+    np.testing.assert_array_equal(agent.predict(batch, deterministic=True)[0], single)
+    sampler = agent.sampler.get_state()
+    agent.predict(batch)
+    assert torch.equal(agent.sampler.get_state(), sampler)
+
+
+def test_sb3_evaluate_policy_runs_a_native_agent():
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    agent = GRPO(config=GRPOConfig(batch_size=8, group_size=4))
+    mean, _ = evaluate_policy(agent, make_vec_env(CotImageEnv, n_envs=2, seed=0), n_eval_episodes=2)
+    assert 0 <= mean <= 1
+
+
 def test_agent_accepts_an_env_instance():
     env = CotImageEnv(suite=[PROMPT])
     agent = REINFORCE(env, config=REINFORCEConfig(batch_size=8, group_size=4))
     assert agent.envs.num_envs == 8 and agent.generator is env.generator
     agent.learn(8, progress_bar=False)
+    assert REINFORCE(gym.make("CotImage-v0"), config=REINFORCEConfig(batch_size=8, group_size=4)).envs.num_envs == 8
+
+
+def test_a_wrapper_the_agent_would_drop_is_refused():
+    env = gym.wrappers.TransformReward(gym.make("CotImage-v0"), lambda r: -r)
+    with pytest.raises(ValueError, match="wrapped in TransformReward, which the agent's vector env would drop"):
+        REINFORCE(env, config=REINFORCEConfig(batch_size=8, group_size=4))
 
 
 @pytest.mark.parametrize(

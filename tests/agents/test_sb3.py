@@ -181,6 +181,7 @@ def test_env_arguments_follow_the_native_agents(fresh):
         ({"clip_range": 0.0}, "clip_range"),
         ({"clip_range_vf": -1.0}, "clip_range_vf"),
         ({"vf_coef": -0.1}, "vf_coef"),
+        ({"ent_coef": -0.01}, "ent_coef"),
         ({"target_kl": 0.0}, "target_kl"),
         ({"top_k": 5}, "top_k"),
         ({"cfg_weight": 5.0}, "cfg_weight"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,8 +15,17 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cotimage import generators
-from cotimage.agents.common.config import AgentConfig
+from cotimage.agents.common.config import AgentConfig, is_int
+from cotimage.agents.common.logger import next_run_dir
 from cotimage.agents.common.rollout import Rollout, collect
+from cotimage.agents.common.saving import (
+    env_record,
+    load_arguments,
+    read_meta,
+    save_directory,
+    warn_if_env_changed,
+    write_meta,
+)
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
 from cotimage.evaluation import evaluate, image_grid
 from cotimage.generators import Generator, Policy, PromptBatch
@@ -40,8 +48,25 @@ def make_envs(
             raise ValueError(f"the vector env has num_envs={env.num_envs}, but config.batch_size={num_envs}")
         return env
     if isinstance(getattr(env, "unwrapped", None), CotImageEnv):
+        _refuse_wrappers(env)
         return CotImageVectorEnv(num_envs, **env.unwrapped.episodes.settings)
     raise ValueError(f"env must be an env id, a CotImageEnv or a CotImageVectorEnv, got {type(env).__name__}")
+
+
+#: The wrappers ``gym.make`` adds, which change nothing an agent relies on.
+_MAKE_WRAPPERS = (gym.wrappers.OrderEnforcing, gym.wrappers.PassiveEnvChecker)
+
+
+def _refuse_wrappers(env: gym.Env) -> None:
+    """Agents collect through a vector env rebuilt from the env's settings, so other wrappers would be lost."""
+    layer = env
+    while isinstance(layer, gym.Wrapper):
+        if not isinstance(layer, _MAKE_WRAPPERS):
+            raise ValueError(
+                f"env is wrapped in {type(layer).__name__}, which the agent's vector env would drop; "
+                "pass the env unwrapped, or change what the wrapper changes in the env's arguments (e.g. reward=)"
+            )
+        layer = layer.env
 
 
 class Agent(ABC):
@@ -77,6 +102,7 @@ class Agent(ABC):
         generator = policy if isinstance(env, str) else None
         generator = generators.as_generator(generator) if generator is not None else None
         self.envs = make_envs(env, generator, self.config.batch_size, env_kwargs)
+        self.env_record = env_record(env, policy, env_kwargs, self.envs)
         self.generator = self.envs.generator
         self.policy: Policy = self.generator.policy
         if self.needs_value_head:
@@ -90,6 +116,7 @@ class Agent(ABC):
         self._rollout_seconds = 0.0  # time in collect() during the current update
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.writer = None
+        self.run_dir: Path | None = None  # the TensorBoard run; a loaded agent continues its saved one
 
     # -- what each algorithm provides -----------------------------------------------------------
     @property
@@ -142,8 +169,8 @@ class Agent(ABC):
         Returns:
             The agent.
         """
-        if total_images < 1:
-            raise ValueError(f"total_images={total_images} must be >= 1")
+        if not is_int(total_images) or total_images < 1:
+            raise ValueError(f"total_images={total_images!r} must be an int >= 1")
         self._open_writer(tb_log_name or type(self).__name__)
         target = self.num_images + total_images
         with tqdm(total=total_images, disable=not progress_bar, unit="img", desc=type(self).__name__) as bar:
@@ -188,8 +215,8 @@ class Agent(ABC):
         from torch.utils.tensorboard import SummaryWriter
 
         self.tensorboard_log.mkdir(parents=True, exist_ok=True)
-        index = 1 + sum(1 for p in self.tensorboard_log.glob(f"{name}_*") if p.is_dir())
-        self.writer = SummaryWriter(str(self.tensorboard_log / f"{name}_{index}"))
+        self.run_dir = self.run_dir or next_run_dir(self.tensorboard_log, name)
+        self.writer = SummaryWriter(str(self.run_dir))
 
     def _log(self, metrics: dict[str, float]) -> None:
         if self.writer is None:
@@ -202,71 +229,91 @@ class Agent(ABC):
 
     # -- predict / save / load ---------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, observation: dict[str, np.ndarray], deterministic: bool = False) -> tuple[np.ndarray, None]:
-        """Next token(s) for env observation(s), as SB3's ``predict`` (returns ``(action, None)``).
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        """Next token(s) for one env observation or a batch (rows may be at different steps).
 
-        Recomputes the prefix for each call: fine for acting in an env, while training rolls
-        out with one cached step per token.
+        SB3's ``predict`` signature (``state`` and ``episode_start`` are unused: the policy has
+        no recurrent state), so SB3's ``evaluate_policy`` works. Sampling draws from torch's
+        global RNG, as SB3's does, not from the training sampler: calling ``predict`` between
+        updates leaves the training run unchanged. Recomputes each prefix: fine for acting in
+        an env, while training rolls out with one cached step per token.
         """
         prompt = np.asarray(observation["prompt"])
         single = prompt.ndim == 1
         device = self.policy.device
         ids = torch.as_tensor(prompt[None] if single else prompt, dtype=torch.long, device=device)
         tokens = torch.as_tensor(np.asarray(observation["image_tokens"]).reshape(len(ids), -1), device=device)
-        step = int(np.asarray(observation["step"]).reshape(-1)[0])
-        batch = PromptBatch(ids, ids != self.generator.pad_token_id, ("",) * len(ids))
+        steps = np.asarray(observation["step"]).reshape(len(ids))
+        log_probs = torch.empty(len(ids), self.generator.codebook_size, device=device)
         self.policy.eval()
-        log_probs = self.policy.next_log_probs(batch, tokens[:, :step], self.config.sampling)
+        for step in np.unique(steps):  # one pass per prefix length
+            rows = torch.as_tensor(np.flatnonzero(steps == step), device=device)
+            batch = PromptBatch(ids[rows], ids[rows] != self.generator.pad_token_id, ("",) * len(rows))
+            log_probs[rows] = self.policy.next_log_probs(batch, tokens[rows, : int(step)], self.config.sampling)
         self.policy.train()
-        if deterministic:
-            action = log_probs.argmax(-1)
-        else:
-            action = torch.multinomial(log_probs.exp(), 1, generator=self.sampler).squeeze(1)
+        action = log_probs.argmax(-1) if deterministic else torch.multinomial(log_probs.exp(), 1).squeeze(1)
         action = action.cpu().numpy()
         return (action[0] if single else action), None
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write weights (safetensors), config and counters (JSON), optimizer and RNG state.
+        """Write weights (safetensors), config, counters and env (JSON), optimizer and RNG state.
 
         Raises:
-            FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false.
+            FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or
+                holds other files (see :func:`~cotimage.agents.common.saving.save_directory`).
         """
-        path = Path(path)
-        if (path / "agent.json").exists() and not overwrite:
-            raise FileExistsError(f"{path} already holds a saved agent; pass overwrite=True to replace it")
-        path.mkdir(parents=True, exist_ok=True)
+        path = save_directory(path, overwrite)
         save_file({k: v.detach().contiguous() for k, v in self.policy.state_dict().items()}, str(path / "policy.safetensors"))
         torch.save(
             {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(), "env_rng": self.envs.np_random.bit_generator.state},
             path / "state.pt",
         )
-        meta = {
+        write_meta(path, {
             "algorithm": type(self).__name__,
             "config": self.config.to_dict(),
             "seed": self.seed,
             "device": self.policy.device.type,  # the sampler RNG's state is this device's kind
             "num_images": self.num_images,
             "num_updates": self.num_updates,
-            "cotimage_version": __import__("cotimage").__version__,
-        }
-        (path / "agent.json").write_text(json.dumps(meta, indent=2))
+            "env": self.env_record,
+            "tensorboard_log": str(self.tensorboard_log) if self.tensorboard_log is not None else None,
+            "tensorboard_run": self.run_dir.name if self.run_dir is not None else None,
+        })
         return path
 
     @classmethod
-    def load(cls, path: str | Path, env: str | gym.Env | CotImageVectorEnv = "CotImage-v0", policy: str | Generator | Policy = "shapes", **kwargs: Any):
+    def load(
+        cls,
+        path: str | Path,
+        env: str | gym.Env | CotImageVectorEnv | None = None,
+        policy: str | Generator | Policy | None = None,
+        **kwargs: Any,
+    ):
         """Rebuild a saved agent; ``learn`` then continues exactly where it stopped.
 
         Args:
             path: Directory written by :meth:`save`.
-            env, policy, kwargs: As for the constructor (the saved weights replace the policy's).
+            env: ``None``: the env the agent was trained on, rebuilt from its id and
+                ``env_kwargs`` (an env built from objects must be passed again); or an env as for
+                the constructor (a warning names any setting that differs from the saved env's).
+            policy: ``None``: the saved generator name; or as for the constructor. Either way
+                the saved weights replace the policy's.
+            kwargs: As for the constructor. ``tensorboard_log`` defaults to the saved one,
+                and then ``learn`` continues the saved TensorBoard run.
         """
         path = Path(path)
-        if not (path / "agent.json").is_file():
-            raise FileNotFoundError(f"no saved agent at {path} (expected {path / 'agent.json'})")
-        meta = json.loads((path / "agent.json").read_text())
-        if meta["algorithm"] != cls.__name__:
-            raise ValueError(f"{path} holds a {meta['algorithm']} agent; load it with that class, not {cls.__name__}")
+        meta = read_meta(path, cls)
+        env, policy, kwargs = load_arguments(meta, path, env, policy, kwargs)
         agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
+        warn_if_env_changed(meta, agent.env_record, path)
+        if meta.get("tensorboard_run") and agent.tensorboard_log == Path(meta["tensorboard_log"]):
+            agent.run_dir = agent.tensorboard_log / meta["tensorboard_run"]
         saved_device, device = meta.get("device", "cpu"), agent.policy.device.type
         if device != saved_device:
             raise ValueError(
@@ -274,7 +321,7 @@ class Agent(ABC):
                 f"pass a policy on {saved_device!r} (e.g. generators.load(name, device={saved_device!r})), not {device!r}"
             )
         agent.policy.load_state_dict(load_file(str(path / "policy.safetensors")))
-        state = torch.load(path / "state.pt", weights_only=False)
+        state = torch.load(path / "state.pt", weights_only=True)
         agent.optimizer.load_state_dict(state["optimizer"])
         agent.sampler.set_state(state["sampler"])
         agent.envs.np_random.bit_generator.state = state["env_rng"]

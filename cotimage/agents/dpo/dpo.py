@@ -236,7 +236,7 @@ class DPO(Agent):
     def load(cls, path: str | Path, *args: Any, **kwargs: Any) -> DPO:
         agent = super().load(path, *args, **kwargs)
         path = Path(path)
-        state = torch.load(path / STATE_FILE, weights_only=False)
+        state = torch.load(path / STATE_FILE, weights_only=True)
         if state["dataset_fingerprint"] != agent.dataset_fingerprint:
             raise ValueError(f"dataset={agent.config.dataset!r} is not the pair dataset this agent was trained on")
         agent.data_rng.set_state(state["data_rng"])

@@ -9,7 +9,6 @@ point RL users know.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,15 @@ from tqdm.auto import tqdm
 
 from cotimage import generators
 from cotimage.agents.common.agent import Agent, make_envs
-from cotimage.agents.common.config import AgentConfig, require
+from cotimage.agents.common.config import AgentConfig, is_int, require
+from cotimage.agents.common.saving import (
+    env_record,
+    load_arguments,
+    read_meta,
+    save_directory,
+    warn_if_env_changed,
+    write_meta,
+)
 from cotimage.agents.sb3.policy import PretrainedTokenPolicy
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
 from cotimage.generators import Generator, Policy, ShapesPolicy
@@ -83,21 +90,16 @@ class SB3PPOConfig(AgentConfig):
         require(self.top_k is None, "top_k", self.top_k, "must be None: SB3's PPO samples the full categorical distribution")
         require(self.cfg_weight == 1.0, "cfg_weight", self.cfg_weight, "must be 1: SB3PPO has no classifier-free guidance")
         require(self.loss_distribution == "sampling", "loss_distribution", self.loss_distribution, "must be 'sampling': SB3's ratio uses the distribution the actions came from")
-        require(_is_int(self.batch_size), "batch_size", self.batch_size, "must be an int (the number of envs)")
-        require(_is_int(self.n_steps) and self.n_steps >= 1, "n_steps", self.n_steps, "must be an int >= 1")
-        require(_is_int(self.n_epochs) and self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be an int >= 1")
-        require(_is_int(self.minibatch_size) and 2 <= self.minibatch_size <= rollout, "minibatch_size", self.minibatch_size, f"must be an int in [2, n_steps * batch_size = {rollout}]")
+        require(self.n_steps >= 1, "n_steps", self.n_steps, "must be an int >= 1")
+        require(self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be an int >= 1")
+        require(2 <= self.minibatch_size <= rollout, "minibatch_size", self.minibatch_size, f"must be an int in [2, n_steps * batch_size = {rollout}]")
         require(0 < self.gamma <= 1, "gamma", self.gamma, "must be in (0, 1]")
         require(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "must be in [0, 1]")
         require(self.clip_range > 0, "clip_range", self.clip_range, "must be > 0")
         require(self.clip_range_vf is None or self.clip_range_vf > 0, "clip_range_vf", self.clip_range_vf, "must be None or > 0")
-        require(bool(np.isfinite(self.ent_coef)), "ent_coef", self.ent_coef, "must be finite")
+        require(self.ent_coef >= 0, "ent_coef", self.ent_coef, "must be >= 0")
         require(self.vf_coef >= 0, "vf_coef", self.vf_coef, "must be >= 0")
         require(self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "must be None or > 0")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class SB3PPO:
@@ -145,7 +147,9 @@ class SB3PPO:
         if not isinstance(self.config, self.config_class):
             raise ValueError(f"config must be a {self.config_class.__name__}, got {type(self.config).__name__}")
         generator = generators.as_generator(policy) if isinstance(env, str) else None
-        settings = make_envs(env, generator, self.config.batch_size, env_kwargs).episodes.settings
+        native_envs = make_envs(env, generator, self.config.batch_size, env_kwargs)
+        self.env_record = env_record(env, policy, env_kwargs, native_envs)
+        settings = native_envs.episodes.settings
         self.generator: Generator = settings["generator"]
         self.policy: Policy = self.generator.policy
         if not isinstance(self.policy, ShapesPolicy):
@@ -214,7 +218,7 @@ class SB3PPO:
         Returns:
             The agent.
         """
-        if not _is_int(total_images) or total_images < 1:
+        if not is_int(total_images) or total_images < 1:
             raise ValueError(f"total_images={total_images!r} must be an int >= 1")
         native = callback if callable(callback) and not isinstance(callback, BaseCallback) else None
         extra = [] if callback is None or native is not None else callback if isinstance(callback, list) else [callback]
@@ -236,28 +240,32 @@ class SB3PPO:
         return metrics
 
     # -- predict / save / load ---------------------------------------------------------------
-    def predict(self, observation: dict[str, np.ndarray], deterministic: bool = False) -> tuple[np.ndarray, None]:
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
         """Next token(s) for one env observation or a batch (rows may be at different steps).
 
         SB3's ``predict``: returns ``(action, None)``; a single observation gives a 0-d array.
         Sampling uses torch's global RNG (seeded by SB3 with ``seed``).
         """
-        action, _ = self.model.predict(observation, deterministic=deterministic)
+        action, _ = self.model.predict(observation, state, episode_start, deterministic)
         return action, None
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write SB3's zip (weights, optimizer) and ``agent.json`` (config, seed, counters) into ``path``.
 
         Raises:
-            FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false.
+            FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or
+                holds other files (see :func:`~cotimage.agents.common.saving.save_directory`).
         """
-        path = Path(path)
-        if (path / "agent.json").exists() and not overwrite:
-            raise FileExistsError(f"{path} already holds a saved agent; pass overwrite=True to replace it")
-        path.mkdir(parents=True, exist_ok=True)
+        path = save_directory(path, overwrite)
         # policy_kwargs holds the transformer itself: its weights are in the zip's state dict already.
         self.model.save(path / MODEL_FILE, exclude=["policy_kwargs"])
-        meta = {
+        write_meta(path, {
             "algorithm": type(self).__name__,
             "config": self.config.to_dict(),
             "seed": self.seed,
@@ -265,35 +273,35 @@ class SB3PPO:
             "num_updates": self.num_updates,
             "num_timesteps": self.model.num_timesteps,
             "sb3_n_updates": self.model._n_updates,
-            "cotimage_version": __import__("cotimage").__version__,
-        }
-        (path / "agent.json").write_text(json.dumps(meta, indent=2))
+            "env": self.env_record,
+            "tensorboard_log": str(self.tensorboard_log) if self.tensorboard_log is not None else None,
+        })
         return path
 
     @classmethod
     def load(
         cls,
         path: str | Path,
-        env: str | gym.Env | CotImageVectorEnv = "CotImage-v0",
-        policy: str | Generator | Policy = "shapes",
+        env: str | gym.Env | CotImageVectorEnv | None = None,
+        policy: str | Generator | Policy | None = None,
         **kwargs: Any,
     ) -> SB3PPO:
         """Rebuild a saved agent: weights, optimizer state and counters.
 
         ``learn`` continues from there, with fresh episodes (the envs reset) and prompt draws
-        from the seeded envs; it is not a bit-exact continuation of the saved run.
+        from the seeded envs; it is not a bit-exact continuation of the saved run. With the
+        saved ``tensorboard_log``, SB3 continues its latest run there.
 
         Args:
             path: Directory written by :meth:`save`.
-            env, policy, kwargs: As for the constructor (the saved weights replace the policy's).
+            env, policy, kwargs: As for :meth:`Agent.load <cotimage.agents.common.agent.Agent.load>`:
+                ``None`` rebuilds the saved env and generator.
         """
         path = Path(path)
-        if not (path / "agent.json").is_file():
-            raise FileNotFoundError(f"no saved agent at {path} (expected {path / 'agent.json'})")
-        meta = json.loads((path / "agent.json").read_text())
-        if meta["algorithm"] != cls.__name__:
-            raise ValueError(f"{path} holds a {meta['algorithm']} agent; load it with that class, not {cls.__name__}")
+        meta = read_meta(path, cls)
+        env, policy, kwargs = load_arguments(meta, path, env, policy, kwargs)
         agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
+        warn_if_env_changed(meta, agent.env_record, path)
         agent.model.set_parameters(str(path / MODEL_FILE), exact_match=True, device=agent.model.device)
         agent.model.num_timesteps = meta["num_timesteps"]
         agent.model._n_updates = meta["sb3_n_updates"]

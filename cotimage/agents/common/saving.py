@@ -1,0 +1,125 @@
+"""Saved agents: ``agent.json`` (algorithm, config, counters, env) beside each agent's own files.
+
+Shared by the native agents and :class:`~cotimage.agents.SB3PPO`. Saving never replaces
+what a user saved elsewhere, and loading rebuilds the env the agent was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from cotimage.envs import CotImageVectorEnv
+from cotimage.generators import ShapesGenerator
+
+META_FILE = "agent.json"
+
+
+def env_record(env: Any, policy: Any, env_kwargs: dict | None, envs: CotImageVectorEnv) -> dict[str, Any]:
+    """What :func:`load_arguments` rebuilds the env from, and what a loaded agent's env is checked against.
+
+    ``rebuild`` is kept only when the env was given as an id with JSON-able ``env_kwargs``
+    (reward and suite as names): objects cannot be rebuilt from a file.
+    """
+    generator = envs.generator
+    name = policy if isinstance(policy, str) else "shapes" if isinstance(generator, ShapesGenerator) else None
+    record: dict[str, Any] = {"description": describe(envs), "policy": name}
+    if isinstance(env, str) and _json_able(env_kwargs or {}):
+        record["rebuild"] = {"env": env, "env_kwargs": env_kwargs or {}}
+    return record
+
+
+def describe(envs: CotImageVectorEnv) -> dict[str, Any]:
+    """The env's settings by name: reward spec, suite, process-reward settings, generator class."""
+    settings = envs.episodes.settings
+    return {
+        "reward": settings["reward"].name,
+        "suite": settings["suite"] if isinstance(settings["suite"], str) else "custom",
+        "process_reward_every": settings["process_reward_every"],
+        "process_reward_coef": settings["process_reward_coef"],
+        "generator": type(settings["generator"]).__name__,
+    }
+
+
+def _json_able(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def save_directory(path: str | Path, overwrite: bool) -> Path:
+    """``path``, created, after :func:`check_save_directory`."""
+    path = check_save_directory(path, overwrite)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_save_directory(path: str | Path, overwrite: bool) -> Path:
+    """``path``, once checked that saving an agent there replaces nothing a user keeps.
+
+    Raises:
+        FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or holds
+            other files (never replaced, whatever ``overwrite``), or is a file.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file; save into a new or empty directory")
+    if (path / META_FILE).exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} already holds a saved agent; pass overwrite=True to replace it")
+    elif path.is_dir() and any(path.iterdir()):
+        raise FileExistsError(f"{path} holds files that are not a saved agent; save into a new or empty directory")
+    return path
+
+
+def write_meta(path: Path, meta: dict[str, Any]) -> None:
+    (path / META_FILE).write_text(json.dumps({**meta, "cotimage_version": __import__("cotimage").__version__}, indent=2))
+
+
+def read_meta(path: str | Path, cls: type) -> dict[str, Any]:
+    """The ``agent.json`` in ``path``, checked to hold a ``cls`` agent."""
+    path = Path(path)
+    if not (path / META_FILE).is_file():
+        raise FileNotFoundError(f"no saved agent at {path} (expected {path / META_FILE})")
+    meta = json.loads((path / META_FILE).read_text())
+    if meta["algorithm"] != cls.__name__:
+        raise ValueError(f"{path} holds a {meta['algorithm']} agent; load it with that class, not {cls.__name__}")
+    return meta
+
+
+def load_arguments(meta: dict[str, Any], path: Path, env: Any, policy: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, dict]:
+    """The constructor's ``env``, ``policy`` and keyword arguments for loading a saved agent.
+
+    ``None`` for ``env`` or ``policy`` means the saved one; ``tensorboard_log`` defaults to the
+    saved directory too. Agents saved before the env was recorded load on the default env.
+    """
+    record = meta.get("env", {"rebuild": {"env": "CotImage-v0", "env_kwargs": {}}, "policy": "shapes"})
+    if env is None:
+        if "rebuild" not in record:
+            raise ValueError(
+                f"{path} was trained on an env built from objects ({record['description']}); "
+                "pass that env to load(env=...)"
+            )
+        env = record["rebuild"]["env"]
+        if "env_kwargs" not in kwargs:
+            kwargs = {**kwargs, "env_kwargs": record["rebuild"]["env_kwargs"]}
+    if policy is None:
+        if record.get("policy") is None:
+            raise ValueError(f"{path} was trained with a generator given as an object; pass it to load(policy=...)")
+        policy = record["policy"]
+    if "tensorboard_log" not in kwargs and meta.get("tensorboard_log") is not None:
+        kwargs = {**kwargs, "tensorboard_log": meta["tensorboard_log"]}
+    return env, policy, kwargs
+
+
+def warn_if_env_changed(meta: dict[str, Any], record: dict[str, Any], path: Path) -> None:
+    """Warn (not fail: continuing on another env can be meant) when a loaded agent's env differs."""
+    saved, now = meta.get("env", {}).get("description"), record["description"]
+    changed = {k: (saved[k], now[k]) for k in saved if saved[k] != now.get(k)} if saved else {}
+    if changed:
+        listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        warnings.warn(f"{path} was trained on another env: {listed}", UserWarning, stacklevel=3)
