@@ -1,6 +1,7 @@
 """The ``cotimage`` command line.
 
 cotimage eval [--generator shapes] [--suite shapes/geneval] [--images-per-prompt 4] ...
+cotimage train AGENT [common options] [--FIELD VALUE ...]   (cotimage train AGENT --help lists both)
 cotimage bench [--preset quick] [--out runs/bench/quick] [--workers 2] ...
 """
 
@@ -8,17 +9,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from cotimage import suites
+
+_DEVICE = re.compile(r"cpu|cuda(?::\d+)?")
+#: Generators whose policy loads from a weights file (``cotimage eval --weights``).
+_TAKE_WEIGHTS = ("shapes",)
+
+
+def parse_device(value: str) -> str:
+    """``--device``'s type: ``cpu``, ``cuda`` or ``cuda:N``, a CUDA device only if one is present.
+
+    Raises:
+        argparse.ArgumentTypeError: for another form, or a CUDA device that is not present.
+    """
+    if not _DEVICE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is no device; use cpu, cuda or cuda:N")
+    if value != "cpu":
+        import torch
+
+        count, index = torch.cuda.device_count(), int(value.partition(":")[2] or 0)
+        if index >= count:
+            present = f"the CUDA devices are cuda:0 to cuda:{count - 1}" if count else "no CUDA device is present"
+            raise argparse.ArgumentTypeError(f"{value!r}: {present}; use cpu, cuda or cuda:N")
+    return value
 
 
 def _eval(args: argparse.Namespace) -> None:
     from cotimage import generators
     from cotimage.evaluation import evaluate
 
+    if args.weights is not None and args.generator not in _TAKE_WEIGHTS:
+        from cotimage.generators.janus import PATH_ENV
+
+        raise ValueError(
+            f"--weights is for the generators {list(_TAKE_WEIGHTS)} only, not {args.generator!r} "
+            f"(janus-pro loads the model directory in ${PATH_ENV})"
+        )
     generator = generators.load(args.generator, device=args.device, **({"weights": args.weights} if args.weights else {}))
     overrides = {"temperature": args.temperature, "top_k": args.top_k, "cfg_weight": args.cfg_weight}
     sampling = generator.default_sampling.replace(**{k: v for k, v in overrides.items() if v is not None})
@@ -43,16 +75,26 @@ def _eval(args: argparse.Namespace) -> None:
             print(f"wrote {path} and {grid}")
 
 
-def _train(args: argparse.Namespace, rest: list[str]) -> None:
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]) -> None:
+    """Train the agent ``args`` name; ``--help`` prints the common options, then the agent's config fields (tyro's)."""
     import tyro
 
     from cotimage import generators
     from cotimage.agents import registry
+    from cotimage.agents.common.saving import check_save_directory
 
+    if args.help:
+        parser.print_help()
+        if args.agent is None:
+            parser.exit()
+        print()
+        rest = ["--help"]  # tyro prints the config's fields and exits
+    elif args.agent is None:
+        parser.error("the following arguments are required: AGENT")
     cls = registry()[args.agent]
-    config = tyro.cli(cls.config_class, args=rest, prog=f"cotimage train {args.agent} [common options]")
-    if args.save is not None and (args.save / "agent.json").exists():
-        raise ValueError(f"--save {args.save} already holds a saved agent; choose another directory")
+    config = tyro.cli(cls.config_class, args=rest, prog=f"cotimage train {args.agent}")
+    if args.save is not None:
+        check_save_directory(args.save, overwrite=False)  # before training, not after it
     env_kwargs = {"reward": args.reward, "suite": args.suite}
     generator = generators.load(args.generator, device=args.device)
     agent = cls("CotImage-v0", generator, config, env_kwargs=env_kwargs, tensorboard_log=args.tensorboard_log, seed=args.seed)
@@ -64,12 +106,15 @@ def _train(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cotimage import generators
+    from cotimage.agents import registry
+
     parser = argparse.ArgumentParser(prog="cotimage", description="RL for autoregressive image generation.")
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("eval", help="score a generator on prompt suites (per category, 95%% CIs)")
-    ev.add_argument("--generator", default="shapes", help="generator name (default: shapes)")
-    ev.add_argument("--weights", default=None, help="policy weights file (default: the shipped ones)")
-    ev.add_argument("--device", default="cpu", help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
+    ev.add_argument("--generator", default="shapes", choices=generators.names(), help="generator name (default: shapes)")
+    ev.add_argument("--weights", default=None, help=f"policy weights file of {', '.join(_TAKE_WEIGHTS)} (default: the shipped ones)")
+    ev.add_argument("--device", default="cpu", type=parse_device, help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     ev.add_argument("--suite", nargs="+", default=["shapes/compbench-val", "shapes/geneval"], choices=suites.NAMES)
     ev.add_argument("--images-per-prompt", type=int, default=4)
     ev.add_argument("--max-prompts", type=int, default=None, help="first N prompts of each category only")
@@ -81,21 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=None, help="directory for JSON results and sample grids")
     ev.set_defaults(run=_eval)
 
+    # No argparse -h here: --help must reach _train, which adds the agent's config fields (tyro's) to the common options.
     tr = commands.add_parser(
         "train",
-        help="train an agent on CotImage-v0 (algorithm options after the common ones: cotimage train grpo --help)",
-        description="Common options here; the agent's config fields follow as --field value (see 'cotimage train AGENT --help').",
+        add_help=False,
+        usage="%(prog)s AGENT [common options] [--FIELD VALUE ...]",
+        help="train an agent on CotImage-v0 (its config fields follow the common options: cotimage train grpo --help)",
+        description="Common options below; the agent's config fields follow as --field value (cotimage train AGENT --help lists them).",
     )
-    tr.add_argument("agent", choices=["grpo", "dpo", "ppo", "sb3ppo", "reinforce"])
+    tr.add_argument("-h", "--help", action="store_true", help="show the common options and, after AGENT, its config fields")
+    tr.add_argument("agent", nargs="?", choices=list(registry()), metavar="AGENT", help=f"one of {', '.join(registry())}")
     tr.add_argument("--total-images", type=int, default=4096, help="image budget of the run")
-    tr.add_argument("--generator", default="shapes")
-    tr.add_argument("--device", default="cpu", help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
+    tr.add_argument("--generator", default="shapes", choices=generators.names())
+    tr.add_argument("--device", default="cpu", type=parse_device, help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     tr.add_argument("--reward", default="scene")
     tr.add_argument("--suite", default="shapes/compbench-train", choices=suites.NAMES)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--tensorboard-log", type=Path, default=Path("runs/tensorboard"))
     tr.add_argument("--save", type=Path, default=None, help="directory to save the trained agent to")
-    tr.set_defaults(run=_train)
+    tr.set_defaults(run=partial(_train, tr))
 
     from cotimage.agents.dpo import collect as dpo_collect
 

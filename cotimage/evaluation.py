@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,15 @@ class EvalResult:
         return "\n".join([head, *rows, f"| **overall** | {self.overall} |"])
 
 
+def _require_count(name: str, value: object, none_means: str | None = None) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int >= 1 (or ``None``, where ``none_means`` says what it means)."""
+    if value is None and none_means is not None:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        allowed = f"None ({none_means}) or an int >= 1" if none_means else "an int >= 1"
+        raise ValueError(f"{name}={value!r} must be {allowed}")
+
+
 def _mean_of_means(groups: list[np.ndarray]) -> float:
     return float(np.mean([g.mean() for g in groups]))
 
@@ -90,9 +100,14 @@ def evaluate(
         batch_size: Images sampled per batch.
         grid_path: Write a PNG grid of the first 16 prompts' samples here.
         progress: Show a progress bar.
+
+    Raises:
+        ValueError: if ``images_per_prompt``, ``batch_size`` or ``max_prompts`` (unless ``None``)
+            is not an int >= 1, or for an unknown suite or reward.
     """
-    if images_per_prompt < 1:
-        raise ValueError(f"images_per_prompt={images_per_prompt} must be >= 1")
+    _require_count("images_per_prompt", images_per_prompt)
+    _require_count("batch_size", batch_size)
+    _require_count("max_prompts", max_prompts, none_means="every prompt")
     generator = as_generator(policy_or_generator)
     rm = rewards.make(reward)
     records = suites.load(suite)

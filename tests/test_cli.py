@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from cotimage import agents
+from cotimage.agents import GRPO
 from cotimage.cli import main
 
 
@@ -22,12 +24,68 @@ def test_train_takes_config_fields_and_refuses_to_overwrite(tmp_path):
         main([*argv, "--batch-size", "8", "--group-size", "4"])
 
 
+def test_train_refuses_a_save_directory_of_other_files_before_training(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(GRPO, "learn", lambda *a, **k: pytest.fail("trained before checking --save"))
+    with pytest.raises(SystemExit, match="not a saved agent"):
+        main(["train", "grpo", "--save", str(tmp_path), "--batch-size", "8", "--group-size", "4"])
+
+
 def test_train_rejects_a_bad_config_field_value(capsys):
     with pytest.raises(SystemExit):
         main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "3"])
     assert "group_size=3 must divide batch_size=8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["train", "grpo", "--help"], ["train", "--help", "--seed", "1", "grpo"]])
+def test_train_help_shows_the_common_options_then_the_agents_config_fields(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    assert "--total-images" in out and "--group-size" in out  # a common option, a GRPOConfig field
+    assert out.index("--total-images") < out.index("--group-size")
+
+
+def test_train_help_without_an_agent_lists_the_registered_agents(capsys, monkeypatch):
+    registered = agents.registry()
+    monkeypatch.setattr(agents, "registry", lambda: {**registered, "custom": GRPO})
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--help"])
+    assert stop.value.code == 0 and "one of grpo, dpo, ppo, sb3ppo, reinforce, custom" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "custom", "--help"])
+    assert stop.value.code == 0 and "--group-size" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert "the following arguments are required: AGENT" in capsys.readouterr().err
+
+
 def test_eval_rejects_unknown_arguments():
     with pytest.raises(SystemExit):
         main(["eval", "--nope"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["eval", "--max-prompts", "0"], r"^cotimage eval: max_prompts=0 must be None \(every prompt\) or an int >= 1$"),
+        (["eval", "--max-prompts", "-2"], r"^cotimage eval: max_prompts=-2 must be"),
+        (["eval", "--images-per-prompt", "0"], r"^cotimage eval: images_per_prompt=0 must be an int >= 1$"),
+        (["eval", "--generator", "janus-pro", "--weights", "x"], r"^cotimage eval: --weights is for the generators \['shapes'\] only, not 'janus-pro'"),
+    ],
+)
+def test_eval_reports_bad_values_by_name(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main(argv)
+
+
+@pytest.mark.parametrize("command", [["eval"], ["train", "grpo"], ["bench"]])
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("foo", "'foo' is no device; use cpu, cuda or cuda:N"), ("cuda:99", "'cuda:99': ")],
+)
+def test_a_bad_device_is_an_argument_error(command, device, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--device", device])
+    assert stop.value.code == 2 and f"argument --device: {message}" in capsys.readouterr().err

@@ -24,11 +24,26 @@ def test_evaluate_accepts_a_callable_reward():
     assert result.overall.mean == 1.0 and result.reward == "<lambda>"
 
 
-def test_evaluate_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="images_per_prompt"):
-        evaluate("shapes", "shapes/geneval", images_per_prompt=0)
-    with pytest.raises(ValueError, match="known suites"):
-        evaluate("shapes", "shapes/nope")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"images_per_prompt": 0}, r"images_per_prompt=0 must be an int >= 1"),
+        ({"images_per_prompt": True}, r"images_per_prompt=True must be an int >= 1"),
+        ({"max_prompts": 0}, r"max_prompts=0 must be None \(every prompt\) or an int >= 1"),
+        ({"max_prompts": -2}, r"max_prompts=-2 must be None"),
+        ({"max_prompts": 1.5}, r"max_prompts=1.5 must be None"),
+        ({"batch_size": 0}, r"batch_size=0 must be an int >= 1"),
+        ({"suite": "shapes/nope"}, "known suites"),
+    ],
+)
+def test_evaluate_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate("shapes", **{"suite": "shapes/geneval", "progress": False, **kwargs})
+
+
+def test_evaluate_takes_numpy_ints():
+    result = evaluate("shapes", "shapes/geneval", images_per_prompt=np.int64(1), max_prompts=np.int64(1), progress=False)
+    assert result.scores.shape == (6, 1)
 
 
 def test_stratified_bootstrap_brackets_the_mean():

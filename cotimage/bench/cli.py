@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from cotimage.bench.presets import PRESETS, get
+from cotimage.cli import parse_device
 
 
 def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.ArgumentParser:
@@ -30,12 +31,12 @@ def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.Arg
     parser.add_argument("--agents", nargs="+", default=None, help="override the agents: registered agents, base, best-of-N")
     parser.add_argument("--rewards", nargs="+", default=None, help="override the training rewards (reward specs)")
     parser.add_argument("--seeds", type=int, default=None, help="override the number of seeds (runs seeds 0..N-1)")
-    parser.add_argument("--budget", type=int, default=None, help="override the training images per cell")
+    parser.add_argument("--budget", type=int, default=None, help="override the training images per cell (a multiple of each agent's batch)")
     parser.add_argument("--eval-every", type=int, default=None, help="override the training images between evaluations")
     parser.add_argument("--eval-prompts", type=int, default=None, help="override the evaluation prompts per category")
     parser.add_argument("--workers", type=int, default=1, help="cells run at once, one process each (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    parser.add_argument("--device", default="cpu", help="where the generators run: cpu, cuda, cuda:N (default cpu)")
+    parser.add_argument("--device", default="cpu", type=parse_device, help="where the generators run: cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--list", action="store_true", help="describe the presets and exit")
     return parser
 
@@ -48,26 +49,17 @@ def run(args: argparse.Namespace) -> None:
         return
     from cotimage import bench
 
+    preset = get(args.preset)
+    if args.agents:
+        preset = preset.with_agents(args.agents)
     overrides = {
-        "agents": tuple(args.agents) if args.agents else None,
         "rewards": tuple(args.rewards) if args.rewards else None,
         "seeds": args.seeds,
         "budget": args.budget,
         "eval_every": args.eval_every,
         "eval_prompts": args.eval_prompts,
     }
-    preset = get(args.preset)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if "agents" in overrides:  # per-agent entries, and variants of agents no longer in the grid, drop out
-        keep = set(overrides["agents"])
-        overrides["agent_overrides"] = {k: v for k, v in preset.agent_overrides.items() if k in keep}
-        overrides["agent_budgets"] = {k: v for k, v in preset.agent_budgets.items() if k in keep}
-        overrides["variants"] = tuple(
-            v if v.agents is None else dataclasses.replace(v, agents=tuple(a for a in v.agents if a in keep))
-            for v in preset.variants
-            if v.agents is None or keep & set(v.agents)
-        )
-    preset = dataclasses.replace(preset, **overrides)
+    preset = dataclasses.replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     out = args.out or Path("runs/bench") / preset.name
     store = args.cells or out
     results = bench.main(preset, out, workers=args.workers, threads=args.threads, cells=store, device=args.device)

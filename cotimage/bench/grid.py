@@ -14,8 +14,8 @@ grid, ``best-of-N`` one cell per reward; both ignore seeds and variants.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from cotimage.bench.settings import AGENT_SETTINGS
@@ -72,6 +72,22 @@ def check_reward(spec: str) -> None:
         ensemble.parse(spec, rewards.names())
     elif spec not in rewards.names():
         raise ValueError(f"reward={spec!r} is unknown; registered rewards: {rewards.names()} (or a sum like 'scene+0.5*pref')")
+
+
+def images_per_update(config: AgentConfig) -> tuple[int, str]:
+    """The images an agent trains on per update under ``config``, and how that number comes about.
+
+    ``learn`` stops only at the end of an update: after ``batch_size`` images, or for iterative
+    DPO after a round (``prompts_per_round x samples_per_prompt`` images, drawn in whole batches).
+    """
+    if getattr(config, "mode", None) == "iterative":
+        images = config.prompts_per_round * config.samples_per_prompt
+        round_images = -(-images // config.batch_size) * config.batch_size
+        return round_images, (
+            f"round of {round_images} images (prompts_per_round={config.prompts_per_round} x "
+            f"samples_per_prompt={config.samples_per_prompt}, in whole batches of batch_size={config.batch_size})"
+        )
+    return config.batch_size, f"batch_size={config.batch_size}"
 
 
 def reward_slug(spec: str) -> str:
@@ -152,12 +168,15 @@ class Preset:
         agents: Agent and baseline names, in table order.
         rewards: Training reward specs (one panel each in the curve plots).
         seeds: Seeds ``0 .. seeds - 1`` of every trained cell.
-        budget: Training images per trained cell.
+        budget: Training images per trained cell: a multiple of each agent's images per update
+            (its ``batch_size``, or an iterative DPO round), as training stops only between updates.
         batch_size: Images per update of every agent (before ``agent_overrides``).
         variants: Variants of the trained agents.
         agent_overrides: Per agent, config fields over :data:`AGENT_SETTINGS` and ``batch_size``.
         agent_budgets: Per agent, a cap on ``budget`` (SB3PPO is about 10x slower than the rest).
-        eval_every: Evaluate every this many training images (and always before and at the end; 0: only then).
+        eval_every: Evaluate every this many training images (and always before and at the end; 0: only then);
+            a multiple of each agent's ``batch_size``. An iterative DPO round that passes an
+            evaluation point is evaluated at its end.
         eval_prompts: Evaluation prompts per category of each suite.
         eval_images_per_prompt: Images per evaluation prompt.
         eval_seed: The evaluation's seed, the same in every cell.
@@ -213,7 +232,8 @@ class Preset:
         for spec in self.rewards:
             check_reward(spec)
         positive = {"seeds": self.seeds, "budget": self.budget, "batch_size": self.batch_size,
-                    "eval_prompts": self.eval_prompts, "eval_images_per_prompt": self.eval_images_per_prompt}
+                    "eval_prompts": self.eval_prompts, "eval_images_per_prompt": self.eval_images_per_prompt,
+                    **{f"agent_budgets[{a!r}]": b for a, b in self.agent_budgets.items()}}
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an int >= 1")
@@ -226,13 +246,41 @@ class Preset:
             stray = set(mapping) - set(self.trained_agents)
             if stray:
                 raise ValueError(f"{what} names {sorted(stray)}, not trained agents of this preset: {list(self.trained_agents)}")
-        if not self.variants or len({v.name for v in self.variants}) != len(self.variants):
-            raise ValueError(f"variants {[v.name for v in self.variants]} must be non-empty with distinct names")
+        for agent, overrides in self.agent_overrides.items():
+            known = [f.name for f in fields(_registry()[agent].config_class)]
+            if set(overrides) - set(known):
+                raise ValueError(f"agent_overrides[{agent!r}]: {sorted(set(overrides) - set(known))} are no config field of {agent}; fields: {known}")
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError(f"variants {[v.name for v in self.variants]} must have distinct names")
         for variant in self.variants:
             self._validate_variant(variant)
+        self._check_variants_cover(self.trained_agents)
         for cell in self.cells():
             if not is_baseline(cell.agent):
-                self.config(cell)  # the config's own checks, e.g. group_size must divide batch_size
+                self._check_schedule(cell, self.config(cell))  # config() runs the config's own checks too
+
+    def _check_variants_cover(self, agents: Sequence[str]) -> None:
+        """Raise ``ValueError`` unless some variant applies to each trained agent of ``agents``."""
+        bare = [a for a in agents if not is_baseline(a) and not any(v.applies_to(a) for v in self.variants)]
+        if bare:
+            scope = {v.name: "all" if v.agents is None else list(v.agents) for v in self.variants}
+            raise ValueError(f"no variant of preset {self.name!r} applies to {bare}; its variants, with the agents they apply to: {scope}")
+
+    def _check_schedule(self, cell: Cell, config: AgentConfig) -> None:
+        """Raise ``ValueError`` unless the cell's budget and evaluation points fall between updates."""
+        budget = self.budget_of(cell.agent)
+        name = "budget" if budget == self.budget else f"agent_budgets[{cell.agent!r}]"
+        images, update = images_per_update(config)
+        if budget % images:
+            raise ValueError(
+                f"{name}={budget} is not a multiple of {cell.agent}'s {update}, its images per update in variant "
+                f"{cell.variant.name!r}: training stops only between updates, so it would train {-(-budget // images) * images} images"
+            )
+        if self.eval_every % config.batch_size:
+            raise ValueError(
+                f"eval_every={self.eval_every} is not a multiple of {cell.agent}'s batch_size={config.batch_size} "
+                f"in variant {cell.variant.name!r}: an evaluation can only run between updates"
+            )
 
     def _validate_variant(self, variant: Variant) -> None:
         from cotimage import suites
@@ -252,6 +300,32 @@ class Preset:
         allowed = suites.categories(self.train_suite)
         if variant.train_categories is not None and not (variant.train_categories and set(variant.train_categories) <= set(allowed)):
             raise ValueError(f"variant {variant.name!r}: train_categories={variant.train_categories} must be a non-empty subset of {allowed}")
+
+    def with_agents(self, agents: Sequence[str]) -> Preset:
+        """This preset on ``agents`` instead (``cotimage bench --agents``).
+
+        The ``agent_overrides`` and ``agent_budgets`` of agents left out drop out, and so do the
+        variants limited to agents that are all left out; the other variants limited to some
+        agents keep those of ``agents``.
+
+        Raises:
+            ValueError: for an unknown agent, or a trained one that no variant of this preset applies to.
+        """
+        for agent in agents:
+            check_agent(agent)
+        self._check_variants_cover(agents)
+        keep = set(agents)
+        return replace(
+            self,
+            agents=tuple(agents),
+            agent_overrides={k: v for k, v in self.agent_overrides.items() if k in keep},
+            agent_budgets={k: v for k, v in self.agent_budgets.items() if k in keep},
+            variants=tuple(
+                v if v.agents is None else replace(v, agents=tuple(a for a in v.agents if a in keep))
+                for v in self.variants
+                if v.agents is None or keep & set(v.agents)
+            ),
+        )
 
     # -- cells -----------------------------------------------------------------------------------
     def cells(self) -> list[Cell]:

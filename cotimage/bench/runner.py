@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from cotimage.agents.common.logger import next_run_dir
 from cotimage.bench.grid import Cell, Preset, best_of, is_baseline
 from cotimage.rewards.base import RewardModel
 
@@ -105,11 +106,6 @@ def _log(writer: Any, point: dict[str, Any]) -> None:
     writer.flush()
 
 
-def _next_run(directory: Path, name: str) -> Path:
-    """``directory/name_k`` with the next free ``k``, as the agents name their TensorBoard runs."""
-    return directory / f"{name}_{1 + sum(1 for p in directory.glob(f'{name}_*') if p.is_dir())}"
-
-
 def run_cell(preset: Preset, cell: Cell, out: str | Path, device: str = "cpu") -> dict[str, Any]:
     """Train (unless a baseline) and evaluate one cell; write ``<out>/cells/<cell.id>.json``.
 
@@ -134,7 +130,7 @@ def run_cell(preset: Preset, cell: Cell, out: str | Path, device: str = "cpu") -
     start = time.perf_counter()
     tb = out / "tb" / cell.id
     tb.mkdir(parents=True, exist_ok=True)
-    writer = SummaryWriter(str(_next_run(tb, "eval")))
+    writer = SummaryWriter(str(next_run_dir(tb, "eval")))
     curve: list[dict[str, Any]] = []
     train_wall, images = 0.0, 0
     generator = generators.load(preset.generator, device=device)

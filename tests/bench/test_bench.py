@@ -5,7 +5,7 @@ import pytest
 
 from cotimage import bench, rewards
 from cotimage.bench import presets, runner
-from cotimage.bench.grid import Preset, Variant
+from cotimage.bench.grid import Cell, Preset, Variant
 from cotimage.cli import main as cli_main
 
 TINY = Preset(
@@ -111,11 +111,39 @@ def test_a_saved_cell_with_other_settings_is_never_overwritten(grid):
         ({"variants": (Variant("v", train_categories=("nope",)),)}, r"must be a non-empty subset of \['color'"),
         ({"variants": (Variant("v", {"group_size": 3}),)}, "group_size=3 must divide batch_size=8"),
         ({"agent_budgets": {"dpo": 8}}, "not trained agents of this preset"),
+        ({"agent_budgets": {"grpo": 0}}, r"agent_budgets\['grpo'\]=0 must be an int >= 1"),
+        ({"budget": 12}, r"budget=12 is not a multiple of grpo's batch_size=8, .*so it would train 16 images"),
+        ({"agent_budgets": {"grpo": 12}}, r"agent_budgets\['grpo'\]=12 is not a multiple of grpo's batch_size=8"),
+        ({"agent_overrides": {"grpo": {"batch_size": 16}}}, "eval_every=8 is not a multiple of grpo's batch_size=16"),
+        ({"agent_overrides": {"grpo": {"nope": 1}}}, r"agent_overrides\['grpo'\]: \['nope'\] are no config field of grpo; fields: \["),
+        ({"variants": ()}, r"no variant of preset 'tiny' applies to \['grpo'\]"),
+        ({"variants": (Variant(), Variant())}, "must have distinct names"),
     ],
 )
 def test_bad_grids_raise_naming_the_allowed_values(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(TINY, **change).validate()
+
+
+def test_an_iterative_dpo_round_must_divide_the_budget():
+    with pytest.raises(ValueError, match=r"budget=1088 is not a multiple of dpo's round of 320 images .* in variant 'r4'"):
+        dataclasses.replace(presets.get("finding3"), budget=1088).validate()  # r4: 4 rounds of 34 prompts x 8, 1,280 images
+
+
+def test_with_agents_keeps_the_variants_that_apply_to_them():
+    sweep = presets.get("lr-sweep")
+    grpo = sweep.with_agents(["base", "grpo"])
+    assert [v.name for v in grpo.variants] == ["g-lr3e-5", "g-lr1e-4-none", "g-lr6e-5"]
+    base = sweep.with_agents(["base"])  # baselines have no variants: none is left, and none is needed
+    base.validate()
+    assert base.variants == () and base.cells() == [Cell("base")]
+    quick = presets.get("quick")
+    assert quick.with_agents(quick.agents) == quick
+    assert quick.with_agents(["base"]).variants == quick.variants
+    with pytest.raises(ValueError, match=r"no variant of preset 'lr-sweep' applies to \['ppo'\]; .*'g-lr3e-5': \['grpo'\]"):
+        sweep.with_agents(["base", "ppo"])
+    with pytest.raises(ValueError, match="agent='nope' is unknown"):
+        sweep.with_agents(["nope"])
 
 
 def test_presets_are_valid_and_unknown_names_raise():
@@ -142,6 +170,19 @@ def test_cli_lists_presets_and_rejects_unknown_ones(capsys):
     assert "finding2" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["bench", "--preset", "nope"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--preset", "lr-sweep", "--agents", "base", "ppo"], r"no variant of preset 'lr-sweep' applies to \['ppo'\]"),
+        (["--budget", "3"], r"budget=3 is not a multiple of grpo's batch_size=32"),
+    ],
+)
+def test_cli_rejects_a_grid_before_running_it(options, message, tmp_path):
+    with pytest.raises(SystemExit, match=f"^cotimage bench: {message}"):
+        cli_main(["bench", *options, "--out", str(tmp_path)])
+    assert not (tmp_path / "cells").exists()
 
 
 def test_finding2_adds_ranking_accuracy_and_its_plot(grid, tmp_path):
