@@ -389,6 +389,10 @@ class Preset:
             "images_per_prompt": self.eval_images_per_prompt,
             "seed": self.eval_seed,
         }
+        from cotimage.shapes import CHECKER_VERSION
+
+        # The checker scores every evaluation (and the scene rewards): another version is another result.
+        evaluation["checker"] = CHECKER_VERSION
         settings: dict[str, Any] = {"agent": cell.agent, "reward": cell.reward, "generator": self.generator, "eval": evaluation}
         if cell.reward is not None:  # retrained reward weights make a new cell, not a reuse of the old one
             from cotimage.rewards import weights_digest

@@ -6,14 +6,14 @@
 True
 """
 
-from cotimage.shapes.checker import Criterion, Detection, Verdict, check, detect
+from cotimage.shapes.checker import CHECKER_VERSION, Criterion, Detection, Verdict, check, detect
 from cotimage.shapes.grammar import as_spec, describe, parse
 from cotimage.shapes.render import IMAGE_SIZE, render
 from cotimage.shapes.spec import COLORS, RELATIONS, SHAPES, SIZES, ObjectSpec, Relation, SceneSpec
 from cotimage.shapes.vq import PatchVQ
 
 __all__ = [
-    "COLORS", "IMAGE_SIZE", "RELATIONS", "SHAPES", "SIZES",
+    "CHECKER_VERSION", "COLORS", "IMAGE_SIZE", "RELATIONS", "SHAPES", "SIZES",
     "Criterion", "Detection", "ObjectSpec", "PatchVQ", "Relation", "SceneSpec", "Verdict",
     "as_spec", "check", "describe", "detect", "parse", "render",
 ]

@@ -80,6 +80,12 @@ def test_cell_settings_record_the_training_rewards_weights():
     assert "reward_weights" not in TINY.cell_settings(TINY.cells()[0])  # base has no reward
 
 
+def test_cell_settings_record_the_checker_version():
+    from cotimage.shapes import CHECKER_VERSION
+
+    assert all(TINY.cell_settings(cell)["eval"]["checker"] == CHECKER_VERSION for cell in TINY.cells())
+
+
 def test_grids_sharing_a_cell_store_reuse_its_cells(grid, tmp_path, monkeypatch):
     store, results = grid
     monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a shared cell ran again"))

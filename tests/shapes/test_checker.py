@@ -100,6 +100,26 @@ def test_verdict_details_has_one_key_per_criterion():
     assert all(verdict.details().values())
 
 
+def test_a_bar_or_half_a_shape_is_no_shape():
+    red = COLORS["red"]
+    bar = np.zeros((32, 32, 3), np.uint8)
+    bar[0:4] = red  # 32 x 4: a stretched square template would match it perfectly
+    assert not check(bar, "a large red square").passed
+    assert [d.shape for d in detect(bar)] == [None]
+    half = render("a large red circle", seed=0).copy()
+    rows = np.nonzero((half == red).all(-1).any(1))[0]
+    half[rows[0] + len(rows) // 2 :] = 0  # keep the top half of the circle
+    assert [d.shape for d in detect(half)] == [None]
+
+
+@pytest.mark.parametrize("factor", [3, 12])
+def test_thresholds_follow_the_image_size(factor):
+    spec = parse("a small red circle to the left of a large blue square")
+    image = render(spec, seed=0).repeat(factor, 0).repeat(factor, 1)  # 96 or 384 px, as Janus-Pro decodes
+    verdict = check(image, spec)
+    assert verdict.passed, verdict.criteria
+
+
 def test_detect_finds_each_rendered_object():
     spec = parse("a large red circle, a small blue square and a yellow triangle")
     found = {(d.shape, d.color, d.size) for d in detect(render(spec, seed=0))}
