@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from cotimage.shapes import CHECKER_VERSION
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -59,7 +61,7 @@ def saved_activation_bytes(module: torch.nn.Module, run: Callable[[], torch.Tens
 
 
 def append_result(name: str, figures: dict) -> Path:
-    """Append one JSON line (timestamp, commit, machine, figures) to ``results/<name>.jsonl``."""
+    """Append one JSON line (timestamp, commit, machine, checker version, figures) to ``results/<name>.jsonl``."""
     RESULTS.mkdir(exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
@@ -67,6 +69,7 @@ def append_result(name: str, figures: dict) -> Path:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "commit": commit + ("-dirty" if dirty else ""),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "checker": CHECKER_VERSION,  # scores and rankings against the checker change with it
         **figures,
     }
     path = RESULTS / f"{name}.jsonl"
