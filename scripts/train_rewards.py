@@ -54,7 +54,7 @@ import multiprocessing
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +80,7 @@ from cotimage.shapes import check, detect, render
 from cotimage.shapes.grammar import VOCABULARY, describe
 from cotimage.shapes.render import RENDER_MARGIN, relation_holds
 from cotimage.shapes.spec import BACKGROUND, COLORS, MAX_COUNT, RELATIONS, ObjectSpec, Relation, SceneSpec, alter
+from cotimage.suites.build import HELD_OUT
 
 MODELS = ("clip", "pref", "pref-narrow", "orm")
 #: The narrow variant's categories of compbench-train: every kind of criterion appears in
@@ -94,7 +95,16 @@ PROMPT_SETS: dict[str, Callable] = {
     "orm": lambda record: True,
 }
 PALETTE = np.array([BACKGROUND, *COLORS.values()], np.uint8)
+#: Colour permutations drawn before falling back to none (a few held-out pairs rule out many).
+_PERMUTATION_TRIES = 100
 _SWAPPABLE = re.compile(r"\b(" + "|".join([*COLORS, "left", "right"]) + r")\b")
+
+
+def _npz_path(value: str) -> Path:
+    """``--data``'s type: numpy saves to ``name.npz`` whatever it is given, so the name must say so."""
+    if not value.endswith(".npz"):
+        raise argparse.ArgumentTypeError(f"{value!r} must end in .npz (numpy would write {value}.npz, and never find it again)")
+    return Path(value)
 
 
 def output_path(out_dir: Path, model: str) -> Path:
@@ -111,9 +121,22 @@ def palette_index(images: np.ndarray) -> np.ndarray:
     return index
 
 
-def draw_augmentation(rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """A colour permutation (new index of each palette colour) and whether to flip left-right."""
-    return rng.permutation(len(COLORS)), bool(rng.random() < 0.5)
+def draw_augmentation(rng: np.random.Generator, specs: Sequence[SceneSpec]) -> tuple[np.ndarray, bool]:
+    """A colour permutation (new index of each palette colour) and whether to flip left-right.
+
+    The permutation never makes one of ``specs`` (the prompts it will recolour) name a
+    colour-shape composition that compbench holds out (:data:`~cotimage.suites.build.HELD_OUT`):
+    ``shapes/geneval`` names them, and the out-of-domain rankings would not be out of domain
+    if the rewards had trained on them. Train prompts name none, so the identity always qualifies.
+    """
+    names = list(COLORS)
+    named = {(names.index(o.color), o.shape) for spec in specs for o in spec.objects if o.color is not None}
+    flip = bool(rng.random() < 0.5)
+    for _ in range(_PERMUTATION_TRIES):
+        perm = rng.permutation(len(COLORS))
+        if not any((names[perm[color]], shape) in HELD_OUT for color, shape in named):
+            return perm, flip
+    return np.arange(len(COLORS)), flip
 
 
 def apply_augmentation(index: np.ndarray, text: str, perm: np.ndarray, flip: bool) -> tuple[np.ndarray, str]:
@@ -300,7 +323,7 @@ def pref_losses(
                 drawn = rng.choice(extra.checker.shape[1], k, replace=False)
                 counter, counter_scores = list(extra.index[p, drawn]), list(extra.checker[p, drawn])
             checker.append([*data.checker[p], *counter_scores])
-            perm, flip = draw_augmentation(rng)
+            perm, flip = draw_augmentation(rng, [record.spec])
             for image in [*index[p], *counter]:
                 image, text = apply_augmentation(image, record.text, perm, flip)
                 images.append(image)
@@ -336,7 +359,7 @@ def orm_losses(
             if rng.random() < 0.5:
                 m = rng.integers(extra.checker.shape[1])
                 image, label = extra.index[p, m], extra.checker[p, m] == 1.0
-            image, text = apply_augmentation(image, record.text, *draw_augmentation(rng))
+            image, text = apply_augmentation(image, record.text, *draw_augmentation(rng, [record.spec]))
             images.append(image)
             texts.append(text)
             labels.append(float(label))
@@ -428,7 +451,7 @@ def _prompt_example(record, index: np.ndarray, passing: list[int], failing: list
     negative = index[rng.choice(failing)] if failing else _drawn(altered, rng)
     if positive is None or negative is None:
         return None
-    return _augmented(positive, negative, record.text, describe(altered, rng), rng)
+    return _augmented(positive, negative, record.text, describe(altered, rng), [record.spec, altered], rng)
 
 
 def _caption_example(spec: SceneSpec, index: np.ndarray, rng: np.random.Generator):
@@ -438,7 +461,9 @@ def _caption_example(spec: SceneSpec, index: np.ndarray, rng: np.random.Generato
     except ValueError:  # a crowded caption may have no alteration the renderer can draw
         return None
     negative = _drawn(altered, rng)
-    return None if negative is None else _augmented(index, negative, describe(spec, rng), describe(altered, rng), rng)
+    if negative is None:
+        return None
+    return _augmented(index, negative, describe(spec, rng), describe(altered, rng), [spec, altered], rng)
 
 
 def _drawn(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray | None:
@@ -449,8 +474,10 @@ def _drawn(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray | None:
         return None
 
 
-def _augmented(positive: np.ndarray, negative: np.ndarray, text: str, wrong: str, rng: np.random.Generator):
-    perm, flip = draw_augmentation(rng)
+def _augmented(
+    positive: np.ndarray, negative: np.ndarray, text: str, wrong: str, specs: Sequence[SceneSpec], rng: np.random.Generator
+):
+    perm, flip = draw_augmentation(rng, specs)
     positive, text = apply_augmentation(positive, text, perm, flip)
     negative, wrong = apply_augmentation(negative, wrong, perm, flip)
     return positive, negative, text, wrong
@@ -527,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default per model: {STEPS})")
     parser.add_argument("--batch", type=int, default=64, help="images per step (pref: whole groups); clip: examples")
     parser.add_argument("--eval-prompts", type=int, default=300, help="prompts per suite for the final accuracy")
-    parser.add_argument("--data", type=Path, default=None, help="an .npz to reuse the generated set from or save it to")
+    parser.add_argument("--data", type=_npz_path, default=None, help="an .npz to reuse the generated set from or save it to")
     parser.add_argument("--device", default="cpu", help="torch device of pref, pref-narrow and orm (e.g. cuda)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes checking counterfactuals")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

@@ -25,11 +25,26 @@ def test_augmentation_keeps_the_checkers_verdict():
     images = np.stack([render(r.spec, rng) for r in records])
     texts = [r.text for r in records]
     indices = train_rewards.palette_index(images)
-    augmented = [train_rewards.apply_augmentation(i, t, *train_rewards.draw_augmentation(rng)) for i, t in zip(indices, texts)]
+    augmented = [
+        train_rewards.apply_augmentation(i, r.text, *train_rewards.draw_augmentation(rng, [r.spec]))
+        for i, r in zip(indices, records)
+    ]
     assert any(text != new for text, (_, new) in zip(texts, augmented))
     for (image, text), record in zip(augmented, records):
         assert check(image, text).passed  # recoloured and mirrored alike, the new prompt still holds
         assert check(image, record.text).passed == (text == record.text)
+
+
+def test_augmentation_never_names_a_held_out_composition():
+    from cotimage.shapes import parse
+    from cotimage.suites.build import HELD_OUT
+
+    rng = np.random.default_rng(0)
+    index = np.zeros((32, 32), np.uint8)
+    for record in load("shapes/compbench-train")[:300]:
+        _, text = train_rewards.apply_augmentation(index, record.text, *train_rewards.draw_augmentation(rng, [record.spec]))
+        named = {(o.color, o.shape) for o in parse(text).objects if o.color}
+        assert not named & HELD_OUT, text
 
 
 def test_edits_change_one_object_or_mirror_the_image():
