@@ -312,7 +312,9 @@ class JanusGenerator(Generator):
         self.default_sampling = SamplingConfig(cfg_weight=cfg_weight)
         self.max_prompt_tokens = max_prompt_tokens
         self.pad_token_id = int(processor.tokenizer.pad_token_id)
-        self.padding_side = processor.tokenizer.padding_side
+        # The policy reads each row's next token at the last position, so prompts pad on the left
+        # (with right padding a short prompt's row would continue from its padding).
+        processor.tokenizer.padding_side = self.padding_side = "left"
         vq = model.config.vq_config
         self._image_size = int(vq.num_patches * 2 ** (len(vq.channel_multiplier) - 1))
 

@@ -39,6 +39,13 @@ def prompts(generator):
     return generator.encode_prompts(PROMPTS)
 
 
+def test_prompts_pad_on_the_left_whatever_the_tokenizer_says():
+    model, processor = build_random(seed=0)
+    processor.tokenizer.padding_side = "right"
+    batch = JanusGenerator(model=model, processor=processor).encode_prompts(PROMPTS)
+    assert not batch.mask[0, 0] and batch.mask[0, -1]
+
+
 def test_shapes_and_prompt_format(generator, prompts):
     policy = generator.policy
     assert isinstance(policy, JanusPolicy)
