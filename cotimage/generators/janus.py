@@ -272,7 +272,7 @@ class JanusGenerator(Generator):
         gradient_checkpointing: Recompute each language-model layer in the backward pass instead of keeping its
             activations (transformers' gradient checkpointing), for training in less memory at about one more
             forward pass of compute. The teacher-forced pass of an update is where the memory goes: at
-            Janus-Pro-1B's shapes, 16 images with guidance peaked at 57.8 GiB without it.
+            Janus-Pro-1B's shapes, 16 images with guidance peaked at 56.5 GiB without it.
     """
 
     def __init__(
