@@ -182,18 +182,23 @@ def noun_phrase(obj: ObjectSpec, rng: np.random.Generator, style: str = "compben
     return text
 
 
-def describe(spec: SceneSpec, rng: np.random.Generator | int | None = None, style: str = "compbench") -> str:
+def describe(
+    spec: SceneSpec | str | dict, rng: np.random.Generator | int | None = None, style: str = "compbench"
+) -> str:
     """Write a prompt for ``spec``.
 
     Args:
-        spec: The scene. Relations must link consecutive groups (``subject + 1 == object``),
-            since a relation phrase relates its neighbours.
+        spec: The scene, or what :func:`as_spec` reads as one (a prompt, a spec dict or a suite
+            record), as :func:`~cotimage.shapes.render` and :func:`~cotimage.shapes.check` take.
+            Relations must link consecutive groups (``subject + 1 == object``), since a
+            relation phrase relates its neighbours.
         rng: Seed or generator choosing among phrasings.
         style: ``"compbench"`` (varied natural phrasings) or ``"geneval"`` (the fixed
             "a photo of ..." templates).
     """
     if style not in ("compbench", "geneval"):
         raise ValueError(f"style={style!r} is not allowed; choose one of ['compbench', 'geneval']")
+    spec = as_spec(spec)
     rng = np.random.default_rng(rng)
     links = {r.subject: r.relation for r in spec.relations}
     opener = rng.integers(len(OPENERS) + 2)  # two extra draws: no opener

@@ -126,3 +126,11 @@ def test_describe_rejects_relations_between_non_consecutive_groups():
 def test_describe_rejects_unknown_style():
     with pytest.raises(ValueError, match="style='dalle'"):
         describe(SceneSpec((ObjectSpec("circle"),)), 0, "dalle")
+
+
+def test_describe_takes_a_prompt_or_spec_dict_as_render_and_check_do():
+    spec = parse("a red circle to the left of a blue square")
+    assert describe("a red circle to the left of a blue square", 4) == describe(spec, 4)
+    assert describe(spec.to_dict(), 4) == describe(spec, 4)
+    with pytest.raises(ValueError, match="expected a SceneSpec, prompt, spec dict or suite record, got int"):
+        describe(3)
