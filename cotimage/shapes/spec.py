@@ -145,6 +145,9 @@ class SceneSpec:
         unknown = set(data) - {"objects", "relations"}
         if unknown:
             raise ValueError(f"spec has unknown keys {sorted(unknown)}; allowed: ['objects', 'relations']")
+        for key in ("objects", "relations"):
+            if not isinstance(data.get(key, []), (list, tuple)):
+                raise ValueError(f"spec {key!r} must be a list, got {data[key]!r}")
         objects = []
         for item in data["objects"]:
             if not isinstance(item, dict):

@@ -99,6 +99,9 @@ def test_relations_must_be_relation_items():
         ({"objects": [{"color": "red"}]}, "'shape'"),
         ({"objects": ["circle"]}, "object must be a dict"),
         ({"relations": []}, "'objects'"),
+        ({"objects": [{"shape": "circle"}], "relations": None}, "spec 'relations' must be a list, got None"),
+        ({"objects": None}, "spec 'objects' must be a list, got None"),
+        ({"objects": "circle"}, "spec 'objects' must be a list, got 'circle'"),
     ],
 )
 def test_from_dict_rejects_malformed_specs(data, match):
