@@ -46,6 +46,13 @@ def _require(field_name: str, value: Any, allowed) -> None:
         raise ValueError(f"{field_name}={value!r} is not allowed; choose one of {choices}")
 
 
+def _as_int(field_name: str, value: Any, allowed: str) -> int:
+    """``value`` as an int; numpy integers count as ints, bools and floats do not."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{field_name}={value!r} must be {allowed}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
     """A group of identical objects, e.g. "two small red circles".
@@ -66,8 +73,7 @@ class ObjectSpec:
         _require("shape", self.shape, SHAPES)
         _require("color", self.color, [*COLORS, None])
         _require("size", self.size, [*SIZES, None])
-        if isinstance(self.count, bool) or not isinstance(self.count, int):
-            raise ValueError(f"count={self.count!r} must be an int in 1..{MAX_COUNT}")
+        object.__setattr__(self, "count", _as_int("count", self.count, f"an int in 1..{MAX_COUNT}"))
         _require("count", self.count, range(1, MAX_COUNT + 1))
 
 
@@ -81,6 +87,9 @@ class Relation:
 
     def __post_init__(self) -> None:
         _require("relation", self.relation, RELATIONS)
+        for name in ("subject", "object"):
+            index = _as_int(f"relation.{name}", getattr(self, name), "an int (an index into objects)")
+            object.__setattr__(self, name, index)
 
 
 @dataclass(frozen=True)

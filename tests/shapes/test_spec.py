@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from cotimage import suites
@@ -43,6 +44,20 @@ def test_object_spec_error_names_field_and_allowed_values(kwargs, field, allowed
 def test_count_must_be_an_int(count):
     with pytest.raises(ValueError, match="count="):
         ObjectSpec("circle", count=count)
+
+
+def test_numpy_integers_are_ints_and_are_stored_as_ints():
+    obj = ObjectSpec("circle", count=np.int64(2))
+    relation = Relation(np.int32(0), "left of", np.uint8(1))
+    assert obj == ObjectSpec("circle", count=2) and type(obj.count) is int
+    assert relation == Relation(0, "left of", 1) and type(relation.subject) is type(relation.object) is int
+    json.dumps(SceneSpec((ObjectSpec("circle"), ObjectSpec("square")), (relation,)).to_dict())
+
+
+@pytest.mark.parametrize("index", [0.0, "0", True, None])
+def test_relation_indices_must_be_ints(index):
+    with pytest.raises(ValueError, match=r"^relation.subject=.* must be an int \(an index into objects\)"):
+        Relation(index, "left of", 1)
 
 
 def test_unknown_relation_error_lists_relations():
