@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cotimage.shapes.spec import COLORS, SHAPES, ObjectSpec, Relation, SceneSpec
+from cotimage.shapes.spec import COLORS, SHAPES, ObjectSpec, Relation, SceneSpec, as_rng
 
 COUNT_PHRASES = {1: ("a", "one", "a single"), 2: ("two", "a pair of"), 3: ("three",), 4: ("four",)}
 SIZE_PHRASES = {"small": ("small", "little", "tiny"), "large": ("large", "big")}
@@ -199,7 +199,7 @@ def describe(
     if style not in ("compbench", "geneval"):
         raise ValueError(f"style={style!r} is not allowed; choose one of ['compbench', 'geneval']")
     spec = as_spec(spec)
-    rng = np.random.default_rng(rng)
+    rng = as_rng(rng, "rng")
     links = {r.subject: r.relation for r in spec.relations}
     opener = rng.integers(len(OPENERS) + 2)  # two extra draws: no opener
     opener = OPENERS[opener] if style == "compbench" and opener < len(OPENERS) else ""

@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from cotimage.shapes.spec import BACKGROUND, COLORS, SHAPES, SIZES, SceneSpec
+from cotimage.shapes.spec import BACKGROUND, COLORS, SHAPES, SIZES, SceneSpec, as_rng
 
 IMAGE_SIZE = 32
 LATTICE = 4
@@ -148,7 +148,10 @@ def render(spec_or_prompt: SceneSpec | str, seed: int | np.random.Generator | No
 
     Returns:
         uint8 array of shape (32, 32, 3).
+
+    Raises:
+        ValueError: for a bad ``seed`` (named), a spec or prompt it cannot read, or a scene no layout fits.
     """
     from cotimage.shapes.grammar import as_spec
 
-    return rasterize(layout(as_spec(spec_or_prompt), np.random.default_rng(seed)))
+    return rasterize(layout(as_spec(spec_or_prompt), as_rng(seed, "seed")))

@@ -46,6 +46,14 @@ def _require(field_name: str, value: Any, allowed) -> None:
         raise ValueError(f"{field_name}={value!r} is not allowed; choose one of {choices}")
 
 
+def as_rng(value: int | np.random.Generator | None, name: str) -> np.random.Generator:
+    """``np.random.default_rng(value)``; a bad seed raises a ValueError naming the argument ``name``."""
+    try:
+        return np.random.default_rng(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name}={value!r} must be None, an int >= 0 or a numpy Generator ({error})") from None
+
+
 def _as_int(field_name: str, value: Any, allowed: str) -> int:
     """``value`` as an int; numpy integers count as ints, bools and floats do not."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -258,7 +266,7 @@ def alter(spec: SceneSpec, rng: np.random.Generator | int | None = None) -> Alte
     Raises:
         ValueError: if ``spec`` has no drawable alteration.
     """
-    rng = np.random.default_rng(rng)
+    rng = as_rng(rng, "rng")
     by_kind: dict[str, list[Alteration]] = {}
     for alteration in alterations(spec):
         by_kind.setdefault(alteration.kind, []).append(alteration)

@@ -134,3 +134,8 @@ def test_describe_takes_a_prompt_or_spec_dict_as_render_and_check_do():
     assert describe(spec.to_dict(), 4) == describe(spec, 4)
     with pytest.raises(ValueError, match="expected a SceneSpec, prompt, spec dict or suite record, got int"):
         describe(3)
+
+
+def test_describe_names_a_bad_rng():
+    with pytest.raises(ValueError, match="^rng=-1 must be None, an int >= 0 or a numpy Generator"):
+        describe("a circle", -1)

@@ -53,3 +53,9 @@ def test_impossible_scene_raises():
     spec = SceneSpec((ObjectSpec("circle", size="large", count=4), ObjectSpec("square", size="large")))
     with pytest.raises(ValueError, match="no layout"):
         render(spec, seed=0)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0"])
+def test_a_bad_seed_is_named(seed):
+    with pytest.raises(ValueError, match=rf"^seed={seed!r} must be None, an int >= 0 or a numpy Generator"):
+        render(PROMPT, seed=seed)

@@ -179,3 +179,8 @@ def test_alter_skips_undrawable_alterations():
     assert {a.kind for a in alterations(spec)} == {"relation"}
     with pytest.raises(ValueError, match="no drawable alteration"):
         alter(spec, 0)
+
+
+def test_alter_names_a_bad_rng():
+    with pytest.raises(ValueError, match="^rng=-1 must be None, an int >= 0 or a numpy Generator"):
+        alter(pair(), -1)
