@@ -72,17 +72,19 @@ class PatchVQ(nn.Module):
 
     @torch.no_grad()
     def decode(self, tokens: Array) -> Array:
-        """Tokens (B, grid * grid) in ``[0, codebook_size)`` -> uint8 images (B, H, W, 3).
+        """Tokens (B, grid * grid) in ``[0, codebook_size)``, of any integer dtype -> uint8 images (B, H, W, 3).
 
         Returns a numpy array for numpy input and a tensor for tensor input.
         """
         t = torch.as_tensor(tokens)
-        if t.ndim != 2 or t.shape[1] != self.num_tokens or t.dtype not in (torch.int64, torch.int32):
+        integer = not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
+        if t.ndim != 2 or t.shape[1] != self.num_tokens or not integer:
             raise ValueError(f"tokens must be integers of shape (B, {self.num_tokens}), got {t.dtype} {tuple(t.shape)}")
+        t = t.long()
         if t.numel() and (t.min() < 0 or t.max() >= self.codebook_size):
             raise ValueError(f"tokens must lie in [0, {self.codebook_size}), got [{int(t.min())}, {int(t.max())}]")
         b, g, p = t.shape[0], self.grid, self.patch
-        x = self.codebook[t.long().to(self.codebook.device)].round().clamp(0, 255).to(torch.uint8)
+        x = self.codebook[t.to(self.codebook.device)].round().clamp(0, 255).to(torch.uint8)
         x = x.reshape(b, g, g, p, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(b, self.image_size, self.image_size, 3)
         return x.cpu().numpy() if isinstance(tokens, np.ndarray) else x
 

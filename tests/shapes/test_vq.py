@@ -56,7 +56,17 @@ def test_decode_rejects_out_of_range_tokens(vq, bad):
         vq.decode(tokens)
 
 
-@pytest.mark.parametrize("tokens", [np.zeros((1, 63), np.int64), np.zeros(64, np.int64), np.zeros((1, 64), np.float32)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.uint32, np.uint64])
+def test_decode_takes_any_integer_dtype(vq, images, dtype):
+    tokens = vq.encode(images)
+    np.testing.assert_array_equal(vq.decode(tokens.astype(dtype)), vq.decode(tokens))
+    np.testing.assert_array_equal(vq.decode(torch.from_numpy(tokens).to(torch.uint8)).numpy(), vq.decode(tokens))
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [np.zeros((1, 63), np.int64), np.zeros(64, np.int64), np.zeros((1, 64), np.float32), np.zeros((1, 64), bool)],
+)
 def test_decode_rejects_wrong_shape_or_dtype(vq, tokens):
     with pytest.raises(ValueError, match="tokens must be integers of shape"):
         vq.decode(tokens)
