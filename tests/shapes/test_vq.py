@@ -81,6 +81,12 @@ def test_encode_rejects_wrong_shape_or_dtype(vq, images):
         vq.encode(images)
 
 
+@pytest.mark.parametrize(("field", "value"), [("patch", 0), ("patch", -4), ("patch", 4.0), ("image_size", 0)])
+def test_bad_patch_or_image_size_is_named(field, value):
+    with pytest.raises(ValueError, match=f"^{field}={value!r} must be an int >= 1"):
+        PatchVQ(torch.zeros(2, 48), **{field: value})
+
+
 def test_save_load_round_trip(tmp_path, images):
     generator = torch.Generator().manual_seed(0)
     original = PatchVQ(torch.randint(0, 256, (16, 8 * 8 * 3), generator=generator).float(), patch=8, image_size=32)
