@@ -1,4 +1,8 @@
-"""Write the shipped prompt suites (deterministic): ``python -m cotimage.suites.build``.
+"""Write the shipped prompt suites (deterministic): ``python -m cotimage.suites.build [--force]``.
+
+A suite file whose content would not change is left as it is. The files are versioned
+(``*.v1.jsonl``) and results are measured on them, so one that would change is replaced only
+with ``--force`` (a changed suite usually deserves a new ``SUITE_VERSION`` instead).
 
 - ``shapes/compbench-train`` and ``shapes/compbench-val``: T2I-CompBench-like categories
   with varied phrasings. Neither uses a colour-shape composition of :data:`HELD_OUT`.
@@ -9,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 
@@ -152,11 +157,30 @@ def build() -> dict[str, list[dict]]:
     return {"shapes/compbench-train": train, "shapes/compbench-val": val, "shapes/geneval": geneval}
 
 
-def main() -> None:
-    for name, records in build().items():
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write every suite file whose content changes; refuse to replace one without ``--force``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cotimage.suites.build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--force", action="store_true", help="replace suite files whose content would change")
+    args = parser.parse_args(argv)
+    texts = {name: _jsonl(records) for name, records in build().items()}
+    saved = {name: suite_path(name).read_text() if suite_path(name).is_file() else None for name in texts}
+    changed = [name for name, text in texts.items() if saved[name] not in (None, text)]
+    if changed and not args.force:
+        files = ", ".join(str(suite_path(name)) for name in changed)
+        parser.error(f"{files} would change; pass --force to replace them (or bump SUITE_VERSION for a new suite)")
+    for name, text in texts.items():
         path = suite_path(name)
-        path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-        print(f"{name}: {len(records)} prompts -> {path}")
+        if saved[name] == text:
+            print(f"{name}: {path} unchanged")
+            continue
+        path.write_text(text)
+        print(f"{name}: {len(text.splitlines())} prompts -> {path}")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,35 @@ def test_geneval_holds_compositions_unseen_in_training():
 @pytest.mark.parametrize("name", [TRAIN, VAL])
 def test_compbench_never_names_a_held_out_composition(name):
     assert not compositions(name) & build.HELD_OUT
+
+
+@pytest.fixture
+def tiny_build(tmp_path, monkeypatch):
+    """build.main over two one-prompt suites written under tmp_path."""
+    records = {"a/one": [{"text": "a circle"}], "a/two": [{"text": "a square"}]}
+    monkeypatch.setattr(build, "build", lambda: records)
+    monkeypatch.setattr(build, "suite_path", lambda name: tmp_path / f"{name.replace('/', '-')}.v1.jsonl")
+    return tmp_path, records
+
+
+def test_build_writes_missing_suites_and_leaves_unchanged_ones(tiny_build, capsys):
+    folder, _ = tiny_build
+    build.main([])
+    assert (folder / "a-one.v1.jsonl").read_text() == '{"text": "a circle"}\n'
+    build.main([])
+    assert capsys.readouterr().out.count("unchanged") == 2
+
+
+def test_build_never_replaces_a_changed_suite_without_force(tiny_build, capsys):
+    folder, records = tiny_build
+    build.main([])
+    (folder / "a-two.v1.jsonl").unlink()
+    records["a/one"] = [{"text": "a red circle"}]
+    with pytest.raises(SystemExit):
+        build.main([])
+    assert "a-one.v1.jsonl would change; pass --force" in capsys.readouterr().err
+    assert (folder / "a-one.v1.jsonl").read_text() == '{"text": "a circle"}\n'
+    assert not (folder / "a-two.v1.jsonl").exists()  # nothing is written when one file would change
+    build.main(["--force"])
+    assert (folder / "a-one.v1.jsonl").read_text() == '{"text": "a red circle"}\n'
+    assert (folder / "a-two.v1.jsonl").is_file()
