@@ -191,8 +191,9 @@ def load_finished(preset: Preset, cells: Sequence[Cell], out: str | Path) -> dic
     """The saved records of ``cells`` under ``out``, by cell id.
 
     Raises:
-        FileExistsError: if a cell file was saved with other settings (the message names them):
-            it is never replaced; choose another ``out`` or move the file away.
+        FileExistsError: if a cell file was saved with other settings (the message names them)
+            or in another :data:`CELL_FORMAT`: it is never replaced; choose another ``out`` or
+            move the file away.
     """
     saved = [cell for cell in cells if cell_path(out, cell).is_file()]
     return {cell.id: _saved_record(cell_path(out, cell), preset.cell_settings(cell)) for cell in saved}
@@ -202,11 +203,17 @@ def _saved_record(path: Path, settings: dict[str, Any]) -> dict | None:
     """The record at ``path`` if one was saved with ``settings``; ``None`` if there is none.
 
     Raises:
-        FileExistsError: for a record saved with other settings, naming the keys that differ.
+        FileExistsError: for a record of another :data:`CELL_FORMAT`, or saved with other
+            settings (naming the keys that differ).
     """
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
+    if record.get("format") != CELL_FORMAT:
+        raise FileExistsError(
+            f"{path} is a cell record of format {record.get('format')!r}, and this version reads format {CELL_FORMAT}; "
+            "it is never overwritten: use another --out, or move the file away to rerun the cell"
+        )
     expected = _normalized(settings)
     if record.get("settings") != expected:
         saved = record.get("settings", {})
@@ -244,7 +251,7 @@ def run(
 
     Raises:
         ValueError: for an invalid preset, or ``workers`` / ``threads`` < 1.
-        FileExistsError: for a saved cell with other settings (see :func:`load_finished`).
+        FileExistsError: for a saved cell with other settings or format (see :func:`load_finished`).
     """
     for name, value in (("workers", workers), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

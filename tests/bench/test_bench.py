@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -102,6 +103,20 @@ def test_a_saved_cell_with_other_settings_is_never_overwritten(grid):
     with pytest.raises(FileExistsError, match=r"other settings \(differing: \['budget', 'eval_points'\]\)"):
         bench.main(dataclasses.replace(TINY, budget=24), out, progress=False)
     assert path.read_bytes() == before
+
+
+def test_a_cell_file_of_another_format_is_refused_naming_both_formats(grid, tmp_path):
+    out, _ = grid
+    cell = Cell("base")
+    record = json.loads(runner.cell_path(out, cell).read_text()) | {"format": runner.CELL_FORMAT + 1}
+    path = runner.cell_path(tmp_path, cell)
+    path.parent.mkdir()
+    path.write_text(json.dumps(record))
+    formats = f"of format {runner.CELL_FORMAT + 1}, and this version reads format {runner.CELL_FORMAT}"
+    message = re.escape(f"{path} is a cell record {formats}")
+    with pytest.raises(FileExistsError, match=message):
+        bench.run(TINY, tmp_path, progress=False)
+    assert json.loads(path.read_text()) == record
 
 
 @pytest.mark.parametrize(
