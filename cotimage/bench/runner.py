@@ -109,6 +109,9 @@ def _log(writer: Any, point: dict[str, Any]) -> None:
 def run_cell(preset: Preset, cell: Cell, out: str | Path, device: str = "cpu") -> dict[str, Any]:
     """Train (unless a baseline) and evaluate one cell; write ``<out>/cells/<cell.id>.json``.
 
+    The cell file is written once and never replaced: if another grid sharing ``out`` saved
+    the cell while this one ran, its record is kept and returned (an error if its settings differ).
+
     A trained cell is evaluated at each of ``preset.eval_points``; the eval scalars go to the
     TensorBoard run ``<out>/tb/<cell.id>/eval_<k>`` beside the agent's own ``train_<k>``.
 
@@ -166,7 +169,10 @@ def run_cell(preset: Preset, cell: Cell, out: str | Path, device: str = "cpu") -
         "train_wall_s": train_wall,
         "images_per_s": images / train_wall if train_wall else None,
     }
-    write_atomic(cell_path(out, cell), json.dumps(record, indent=1))
+    path = cell_path(out, cell)
+    if not write_new(path, json.dumps(record, indent=1)):
+        # another grid sharing the store saved this cell meanwhile: keep its record (an error if its settings differ)
+        return _saved_record(path, settings)
     return record
 
 
@@ -175,12 +181,33 @@ def cell_path(out: str | Path, cell: Cell) -> Path:
     return Path(out) / "cells" / f"{cell.id}.json"
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file and a rename, so a file is whole or absent, never half written."""
+def _temporary(path: Path, data: str | bytes) -> Path:
+    """``data`` written to a temporary file beside ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file and a rename, so a file is whole or absent, never half written."""
+    os.replace(_temporary(path, data), path)
+
+
+def write_new(path: Path, data: str | bytes) -> bool:
+    """Write ``path`` whole, as :func:`write_atomic` does, unless it exists: a file is never replaced.
+
+    Returns:
+        Whether ``path`` was written (``False``: it existed, and is left as it was).
+    """
+    tmp = _temporary(path, data)
+    try:
+        os.link(tmp, path)  # atomic, and fails if path exists (os.replace would replace it)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
 
 
 def _normalized(settings: dict[str, Any]) -> Any:

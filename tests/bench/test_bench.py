@@ -105,6 +105,30 @@ def test_a_saved_cell_with_other_settings_is_never_overwritten(grid):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("settings_change", [{}, {"eval_prompts": 2}])
+def test_a_cell_another_grid_saves_while_it_runs_is_never_replaced(grid, tmp_path, monkeypatch, settings_change):
+    out, _ = grid
+    cell = Cell("base")
+    other = json.loads(runner.cell_path(out, cell).read_text())
+    other["settings"] = json.loads(json.dumps(dataclasses.replace(TINY, **settings_change).cell_settings(cell)))
+    summary = {"suite": "s", "overall": {"mean": 0.0}, "strict": 0.0, "categories": {}}
+
+    def evaluate_while_another_grid_saves(*args):
+        path = runner.cell_path(tmp_path, cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(other))
+        return {"in_domain": summary, "out_of_domain": summary}
+
+    monkeypatch.setattr(runner, "evaluate_cell", evaluate_while_another_grid_saves)
+    if settings_change:
+        with pytest.raises(FileExistsError, match=r"other settings \(differing: \['eval'\]\)"):
+            runner.run_cell(TINY, cell, tmp_path)
+    else:
+        assert runner.run_cell(TINY, cell, tmp_path) == other
+    assert json.loads(runner.cell_path(tmp_path, cell).read_text()) == other
+    assert [p.name for p in (tmp_path / "cells").iterdir()] == ["base.json"]  # no temporary file left
+
+
 def test_a_cell_file_of_another_format_is_refused_naming_both_formats(grid, tmp_path):
     out, _ = grid
     cell = Cell("base")
