@@ -27,6 +27,7 @@ def main(
     progress: bool = True,
     cells: str | Path | None = None,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run a preset's unfinished cells, then aggregate every cell and write the report into ``out``.
 
@@ -41,11 +42,20 @@ def main(
             (``tb/``), default ``out``. Grids that share one reuse each other's finished cells:
             a cell with the same settings runs once (the study's presets share theirs).
         device: Where the generators run (e.g. ``"cuda"``); see :func:`run`.
+        overwrite: Replace a report of another grid in ``out`` (a rerun of the same grid always
+            rewrites its report); see :func:`report.write_report`.
 
     Returns:
         The aggregated results (the content of ``results.json``).
+
+    Raises:
+        FileExistsError: before any cell runs, if ``out`` holds the report of another grid and
+            ``overwrite`` is false, or a saved cell has other settings (see :func:`run`).
     """
-    return report.write_report(preset, run(preset, cells or out, workers, threads, progress, device), out)
+    if not overwrite:
+        report.check_replaceable(preset, out)  # before the cells run, not after
+    records = run(preset, cells or out, workers, threads, progress, device)
+    return report.write_report(preset, records, out, overwrite)
 
 
 __all__ = [

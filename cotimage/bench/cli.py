@@ -1,7 +1,7 @@
 """``cotimage bench``: run a benchmark preset, resumably, and write its tables and plots.
 
 cotimage bench --preset quick [--out runs/bench/quick] [--cells DIR] [--agents grpo dpo] [--rewards scene pref]
-               [--seeds 3] [--budget 4096] [--workers 2] [--threads 1]
+               [--seeds 3] [--budget 4096] [--workers 2] [--threads 1] [--overwrite]
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.Arg
     parser.add_argument("--workers", type=int, default=1, help="cells run at once, one process each (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--device", default="cpu", type=parse_device, help="where the generators run: cpu, cuda, cuda:N (default cpu)")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a report of another grid in --out (a rerun of the same grid always rewrites its report)",
+    )
     parser.add_argument("--list", action="store_true", help="describe the presets and exit")
     return parser
 
@@ -62,11 +66,13 @@ def run(args: argparse.Namespace) -> None:
     preset = dataclasses.replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     out = args.out or Path("runs/bench") / preset.name
     store = args.cells or out
-    results = bench.main(preset, out, workers=args.workers, threads=args.threads, cells=store, device=args.device)
+    results = bench.main(
+        preset, out, workers=args.workers, threads=args.threads, cells=store, device=args.device,
+        overwrite=args.overwrite,
+    )
     print(bench.report.markdown(results))
-    plots = [p for p in (*bench.report.PLOTS, "finding2.png") if (out / p).is_file()]
     print(f"results: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.csv'}; cells: {store / 'cells'}")
-    print(f"plots: {', '.join(str(out / p) for p in plots)}")
+    print(f"plots: {', '.join(str(out / p) for p in bench.report.plots(results))}")
     print(f"TensorBoard: tensorboard --logdir {store / 'tb'}")
 
 

@@ -26,6 +26,8 @@ from cotimage.stats import improvement_bootstrap, iqm, mean_score, runs_bootstra
 SIDES = ("in_domain", "out_of_domain")
 _TITLES = {"in_domain": "In-domain", "out_of_domain": "Out-of-domain"}
 PLOTS = ("curves_in_domain.png", "curves_out_of_domain.png", "categories.png")
+#: Drawn besides :data:`PLOTS` when the report has finding 2 and a trained agent (see :func:`plots`).
+FINDING2_PLOT = "finding2.png"
 
 
 def _matrix(points: list[dict], side: str, tasks: list[str]) -> np.ndarray:
@@ -348,15 +350,65 @@ def plot_finding2(results: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
-def write_report(preset: Preset, records: dict[str, dict], out: str | Path) -> dict[str, Any]:
-    """Aggregate ``records`` and (re)write results.json, results.csv, results.md and the PNG plots in ``out``.
+def plots(results: dict[str, Any]) -> list[str]:
+    """The plot files of a report: :data:`PLOTS`, and :data:`FINDING2_PLOT` with finding 2 and a trained agent."""
+    finding2 = results.get("generalization") and any(not is_baseline(g["agent"]) for g in results["groups"])
+    return [*PLOTS, *([FINDING2_PLOT] if finding2 else [])]
 
-    These files are derived from the cell files and rebuilt on every run.
+
+def check_replaceable(preset: Preset, out: str | Path) -> None:
+    """Check that ``out`` holds no report, or the report of the same grid, which a rerun may rewrite.
+
+    The grid is the preset saved in results.json, all but its ``description`` (prose, which may
+    be reworded between runs of one grid).
+
+    Raises:
+        FileExistsError: if ``out/results.json`` was made from another grid (the message names
+            the preset fields that differ) or is no report.
+    """
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())["preset"]
+    except (ValueError, KeyError, TypeError):
+        saved = None
+    expected = json.loads(json.dumps(preset.to_dict()))
+    if isinstance(saved, dict):
+        differ = sorted(k for k in {*saved, *expected} - {"description"} if saved.get(k) != expected.get(k))
+        if not differ:
+            return
+        reason = f"differing: {differ}"
+    else:
+        reason = "it holds no preset"
+    raise FileExistsError(
+        f"{path} is the report of another grid ({reason}); it is never replaced silently: "
+        "use another --out, or pass --overwrite (overwrite=True) to replace the report"
+    )
+
+
+def write_report(preset: Preset, records: dict[str, dict], out: str | Path, overwrite: bool = False) -> dict[str, Any]:
+    """Aggregate ``records`` and write results.json, results.csv, results.md and the PNG plots in ``out``.
+
+    These files are derived from the cell files: a rerun of the same grid rewrites them, and a
+    report of another grid is replaced only with ``overwrite``. A plot of the replaced report
+    that this one does not draw (:func:`plots`) is removed, so every plot in ``out`` is current.
+
+    Args:
+        preset: The grid the records belong to.
+        records: Cell records by cell id (as :func:`cotimage.bench.run` returns).
+        out: Output directory.
+        overwrite: Replace a report of another grid (see :func:`check_replaceable`).
 
     Returns:
         The aggregated results (the content of results.json).
+
+    Raises:
+        FileExistsError: if ``out`` holds the report of another grid and ``overwrite`` is false.
     """
     out = Path(out)
+    if not overwrite:
+        check_replaceable(preset, out)
     results = aggregate(preset, records)
     if preset.generalization_prompts:
         results["generalization"], results["generalization_key"] = _generalization_of(preset, out / "results.json")
@@ -368,6 +420,8 @@ def write_report(preset: Preset, records: dict[str, dict], out: str | Path) -> d
     plot_curves(results, "in_domain", out / "curves_in_domain.png")
     plot_curves(results, "out_of_domain", out / "curves_out_of_domain.png")
     plot_categories(results, out / "categories.png")
-    if results.get("generalization") and any(not is_baseline(g["agent"]) for g in results["groups"]):
-        plot_finding2(results, out / "finding2.png")
+    if FINDING2_PLOT in plots(results):
+        plot_finding2(results, out / FINDING2_PLOT)
+    else:
+        (out / FINDING2_PLOT).unlink(missing_ok=True)  # the replaced report's, no longer current
     return results
