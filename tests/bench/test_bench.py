@@ -101,7 +101,7 @@ def test_a_saved_cell_with_other_settings_is_never_overwritten(grid):
     path = out / "cells" / "grpo__scene__default__s0.json"
     before = path.read_bytes()
     with pytest.raises(FileExistsError, match=r"other settings \(differing: \['budget', 'eval_points'\]\)"):
-        bench.main(dataclasses.replace(TINY, budget=24), out, progress=False)
+        bench.main(dataclasses.replace(TINY, budget=24), out, progress=False, overwrite=True)  # a report, not a cell
     assert path.read_bytes() == before
 
 
@@ -248,5 +248,47 @@ def test_finding2_ranking_accuracy_is_reused_until_its_inputs_change(grid, tmp_p
     assert bench.report.write_report(preset, records, tmp_path)["generalization"] == first
     calls = []
     monkeypatch.setattr(bench.report, "generalization", lambda p: calls.append(p) or first)
-    bench.report.write_report(dataclasses.replace(preset, generalization_prompts=6), records, tmp_path)
+    bench.report.write_report(dataclasses.replace(preset, generalization_prompts=6), records, tmp_path, overwrite=True)
     assert len(calls) == 1
+
+
+def test_a_report_of_another_grid_is_replaced_only_with_overwrite(grid, tmp_path, monkeypatch):
+    store, _ = grid
+    monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a cell ran"))
+    bench.main(TINY, tmp_path, progress=False, cells=store)
+    before = (tmp_path / "results.json").read_bytes()
+    assert bench.main(TINY, tmp_path, progress=False, cells=store)["preset"]["agents"] == list(TINY.agents)  # same grid
+    narrower = TINY.with_agents(["base", "grpo"])
+    with pytest.raises(FileExistsError, match=r"results.json is the report of another grid \(differing: \['agents'\]\)"):
+        bench.main(narrower, tmp_path, progress=False, cells=store)
+    with pytest.raises(FileExistsError, match=r"differing: \['seeds'\]"):  # refused before its new cell runs
+        bench.main(dataclasses.replace(TINY, seeds=3), tmp_path, progress=False, cells=store)
+    assert (tmp_path / "results.json").read_bytes() == before
+    results = bench.main(narrower, tmp_path, progress=False, cells=store, overwrite=True)
+    assert [g["agent"] for g in json.loads((tmp_path / "results.json").read_text())["groups"]] == ["base", "grpo"]
+    assert [g["agent"] for g in results["groups"]] == ["base", "grpo"]
+
+
+def test_a_plot_the_report_no_longer_draws_is_removed(grid, tmp_path):
+    out, _ = grid
+    records = runner.load_finished(TINY, TINY.cells(), out)
+    bench.report.write_report(TINY, records, tmp_path)
+    (tmp_path / bench.report.FINDING2_PLOT).write_bytes(PNG)  # as a finding-2 report left it
+    results = bench.report.write_report(TINY, records, tmp_path)
+    assert bench.report.plots(results) == list(bench.report.PLOTS)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(bench.report.PLOTS)
+
+
+def test_cli_refuses_to_replace_a_report_of_another_grid_unless_overwrite(grid, tmp_path, monkeypatch, capsys):
+    store, _ = grid
+    monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a cell ran"))
+    monkeypatch.setitem(presets.PRESETS, "tiny", TINY)
+    options = ["bench", "--preset", "tiny", "--out", str(tmp_path), "--cells", str(store)]
+    cli_main(options)
+    cli_main(options)  # a rerun of the same grid rewrites its report
+    with pytest.raises(SystemExit, match=r"^cotimage bench: .*results.json is the report of another grid .*--overwrite"):
+        cli_main([*options, "--agents", "base"])
+    capsys.readouterr()
+    cli_main([*options, "--agents", "base", "--overwrite"])
+    plots = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("plots: "))
+    assert plots == "plots: " + ", ".join(str(tmp_path / name) for name in bench.report.PLOTS)
