@@ -1,7 +1,8 @@
-"""Shared helpers of the benchmark scripts: timing and the results file."""
+"""Shared helpers of the benchmark scripts: prompts, timing and the results file."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import resource
@@ -12,9 +13,28 @@ from pathlib import Path
 
 import torch
 
+from cotimage import suites
 from cotimage.shapes import CHECKER_VERSION
+from cotimage.suites import PromptRecord
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def mixed_prompts(suite: str, batch: int) -> list[PromptRecord]:
+    """``batch`` prompts of ``suite`` taken in turn from each of its categories, cycling if the suite is smaller.
+
+    A suite file lists its categories one after another, so its first ``batch`` prompts would
+    time one category only (and a batch larger than the suite would be cut short).
+
+    Raises:
+        ValueError: if ``batch`` is not an int >= 1.
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r} must be an int >= 1")
+    records = suites.load(suite)
+    by_category = [[r for r in records if r.category == c] for c in suites.categories(suite)]
+    in_turn = [r for row in itertools.zip_longest(*by_category) for r in row if r is not None]
+    return [in_turn[i % len(in_turn)] for i in range(batch)]
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, device: torch.device | str = "cpu") -> float:

@@ -2,7 +2,8 @@
 
     python -m benchmarks.rewards [--rewards scene clip ...] [--batch 64] [--repeats 5] [--threads N]
 
-Each reward scores one batch of base-generator images for ``shapes/compbench-val`` prompts;
+Each reward scores one batch of base-generator images for ``shapes/compbench-val`` prompts,
+taken in turn from each of its categories (cycling through the suite for a larger batch);
 the figure is the batch size over the fastest of ``--repeats`` timed calls (after a warm-up).
 Prints a table and appends one JSON line (time, commit, machine, figures).
 """
@@ -13,22 +14,22 @@ import argparse
 
 import torch
 
-from benchmarks.common import append_result, best_time
-from cotimage import generators, rewards, suites
+from benchmarks.common import append_result, best_time, mixed_prompts
+from cotimage import generators, rewards
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rewards", nargs="+", default=list(rewards.SHIPPED), help="reward specs to time")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    prompts = suites.load("shapes/compbench-val")[: args.batch]
+    prompts = mixed_prompts("shapes/compbench-val", args.batch)
     images = generators.load("shapes").generate([r.text for r in prompts], seed=args.seed)
     figures = {}
     for spec in args.rewards:
@@ -40,7 +41,7 @@ def main() -> None:
     print(f"|{'-' * (width + 2)}|---:|")
     for spec, speed in figures.items():
         print(f"| {spec:{width}s} | {speed:,.0f} |")
-    path = append_result("rewards", {"batch": args.batch, "repeats": args.repeats, "images_per_s": figures})
+    path = append_result("rewards", {"batch": len(images), "repeats": args.repeats, "images_per_s": figures})
     print(f"appended to {path}")
 
 

@@ -3,7 +3,9 @@
     python -m benchmarks.sampling [--batch 64] [--repeats 3]
 
 Both samplers draw the same tokens from the same seed (checked), so the ratio compares the
-same work done two ways. Appends a line to benchmarks/results/sampling.jsonl.
+same work done two ways. The batch's prompts come in turn from each ``shapes/geneval``
+category (cycling through the suite for a batch larger than it). Appends a line to
+benchmarks/results/sampling.jsonl.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import argparse
 
 import torch
 
-from benchmarks.common import append_result, best_time, peak_rss_mib
-from cotimage import generators, suites
+from benchmarks.common import append_result, best_time, mixed_prompts, peak_rss_mib
+from cotimage import generators
 from cotimage.generators import SamplingConfig
 
 
@@ -27,16 +29,17 @@ def recompute_sample(policy, prompts, sampling, seed: int) -> torch.Tensor:
     return tokens
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cfg-weight", type=float, default=1.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     gen = generators.load("shapes")
     policy = gen.policy.eval()
-    texts = [r.text for r in suites.load("shapes/geneval")[: args.batch]]
+    texts = [r.text for r in mixed_prompts("shapes/geneval", args.batch)]
+    batch = len(texts)
     prompts = gen.encode_prompts(texts)
     sampling = SamplingConfig(cfg_weight=args.cfg_weight)
     with torch.no_grad():
@@ -45,11 +48,11 @@ def main() -> None:
         kv = best_time(lambda: policy.sample(prompts, sampling, torch.Generator().manual_seed(0)), args.repeats)
         full = best_time(lambda: recompute_sample(policy, prompts, sampling, 0), args.repeats)
     figures = {
-        "batch": args.batch,
+        "batch": batch,
         "cfg_weight": args.cfg_weight,
-        "kv_cache_images_per_s": args.batch / kv,
-        "recompute_images_per_s": args.batch / full,
-        "kv_cache_tokens_per_s": args.batch * policy.num_image_tokens / kv,
+        "kv_cache_images_per_s": batch / kv,
+        "recompute_images_per_s": batch / full,
+        "kv_cache_tokens_per_s": batch * policy.num_image_tokens / kv,
         "speedup": full / kv,
         "same_tokens": same,
         "peak_rss_mib": peak_rss_mib(),
