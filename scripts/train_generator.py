@@ -5,8 +5,9 @@
 Teacher-forced next-token cross-entropy on (prompt, tokenized render) pairs from
 ``shapes/compbench-train``, with 10% prompt dropout so the unconditional branch exists for
 classifier-free guidance. The base generator is meant to leave room for RL (as Janus-Pro
-does on GenEval), so training stops early by design; the script prints the
-``shapes/geneval`` and ``shapes/compbench-val`` scores of the result.
+does on GenEval), so training stops early by design. The script prints the loss every
+``--log-every`` steps and the path it wrote; it does not evaluate: score the result with
+``cotimage eval --weights PATH`` (``shapes/compbench-val`` and ``shapes/geneval`` by default).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from cotimage import suites
 from cotimage.generators.base import PromptBatch, SamplingConfig
-from cotimage.generators.shapes import ASSET, BOS, PAD, ShapesPolicy, WordTokenizer
+from cotimage.generators.shapes import ASSET, PAD, ShapesPolicy, WordTokenizer
 from cotimage.shapes import render
 from cotimage.shapes.vq import PatchVQ
 
@@ -66,8 +67,7 @@ def main() -> None:
         rows = torch.randint(len(ids), (args.batch_size,))
         batch_ids, batch_mask = ids[rows].clone(), masks[rows].clone()
         dropped = torch.rand(args.batch_size) < args.prompt_dropout
-        batch_ids[dropped, 1:], batch_mask[dropped, 1:] = PAD, False
-        batch_ids[:, 0] = BOS
+        batch_ids[dropped, 1:], batch_mask[dropped, 1:] = PAD, False  # BOS (column 0) stays, as WordTokenizer set it
         prompts = PromptBatch(batch_ids, batch_mask, ("",) * args.batch_size)
         loss = -policy.score_tokens(prompts, tokens[rows], plain).log_probs.mean()
         optimizer.zero_grad(set_to_none=True)
