@@ -22,12 +22,12 @@ def scene_score(agent, n=64, seed=123) -> float:
     return float(make_reward("scene")(images, [PROMPT] * n).mean())
 
 
-# (agent, config, required gain): measured gains over 20 updates, seed 0, were
-# GRPO 0.56 -> 0.95, REINFORCE 0.56 -> 0.68, PPO 0.56 -> 0.84.
+# (agent, config, required gain): about half the gains measured over 20 updates, seed 0, with
+# checker v2: GRPO 0.246 -> 0.424, REINFORCE 0.246 -> 0.328, PPO 0.246 -> 0.350.
 LEARNERS = [
-    (GRPO, GRPOConfig(batch_size=32, group_size=8, learning_rate=3e-4, beta=0.0), 0.2),
-    (REINFORCE, REINFORCEConfig(batch_size=32, group_size=8, learning_rate=5e-4), 0.05),
-    (PPO, PPOConfig(batch_size=32, minibatch_size=32, n_epochs=1, learning_rate=3e-4), 0.15),
+    (GRPO, GRPOConfig(batch_size=32, group_size=8, learning_rate=3e-4, beta=0.0), 0.09),
+    (REINFORCE, REINFORCEConfig(batch_size=32, group_size=8, learning_rate=5e-4), 0.04),
+    (PPO, PPOConfig(batch_size=32, minibatch_size=32, n_epochs=1, learning_rate=3e-4), 0.05),
 ]
 
 
