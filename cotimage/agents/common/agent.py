@@ -274,17 +274,12 @@ class Agent(ABC):
             {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(), "env_rng": self.envs.np_random.bit_generator.state},
             path / "state.pt",
         )
-        write_meta(path, {
-            "algorithm": type(self).__name__,
-            "config": self.config.to_dict(),
-            "seed": self.seed,
-            "device": self.policy.device.type,  # the sampler RNG's state is this device's kind
-            "num_images": self.num_images,
-            "num_updates": self.num_updates,
-            "env": self.env_record,
-            "tensorboard_log": str(self.tensorboard_log) if self.tensorboard_log is not None else None,
-            "tensorboard_run": self.run_dir.name if self.run_dir is not None else None,
-        })
+        write_meta(
+            path,
+            self,
+            device=self.policy.device.type,  # the sampler RNG's state is this device's kind
+            tensorboard_run=self.run_dir.name if self.run_dir is not None else None,
+        )
         return path
 
     @classmethod

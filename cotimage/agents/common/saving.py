@@ -76,8 +76,20 @@ def check_save_directory(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def write_meta(path: Path, meta: dict[str, Any]) -> None:
-    (path / META_FILE).write_text(json.dumps({**meta, "cotimage_version": __import__("cotimage").__version__}, indent=2))
+def write_meta(path: Path, agent: Any, **extra: Any) -> None:
+    """``agent.json``: what every agent saves (algorithm, config, seed, counters, env, logs), and ``extra``."""
+    meta = {
+        "algorithm": type(agent).__name__,
+        "config": agent.config.to_dict(),
+        "seed": agent.seed,
+        "num_images": agent.num_images,
+        "num_updates": agent.num_updates,
+        "env": agent.env_record,
+        "tensorboard_log": str(agent.tensorboard_log) if agent.tensorboard_log is not None else None,
+        **extra,
+        "cotimage_version": __import__("cotimage").__version__,
+    }
+    (path / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
 def read_meta(path: str | Path, cls: type) -> dict[str, Any]:

@@ -265,17 +265,7 @@ class SB3PPO:
         path = save_directory(path, overwrite)
         # policy_kwargs holds the transformer itself: its weights are in the zip's state dict already.
         self.model.save(path / MODEL_FILE, exclude=["policy_kwargs"])
-        write_meta(path, {
-            "algorithm": type(self).__name__,
-            "config": self.config.to_dict(),
-            "seed": self.seed,
-            "num_images": self.num_images,
-            "num_updates": self.num_updates,
-            "num_timesteps": self.model.num_timesteps,
-            "sb3_n_updates": self.model._n_updates,
-            "env": self.env_record,
-            "tensorboard_log": str(self.tensorboard_log) if self.tensorboard_log is not None else None,
-        })
+        write_meta(path, self, num_timesteps=self.model.num_timesteps, sb3_n_updates=self.model._n_updates)
         return path
 
     @classmethod
