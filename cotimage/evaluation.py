@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cotimage import rewards, suites
+from cotimage.checks import require_count
 from cotimage.generators import Generator, Policy, SamplingConfig, as_generator
 from cotimage.stats import Interval, stratified_bootstrap
 
@@ -48,15 +48,6 @@ class EvalResult:
         rows = [f"| {k} | {v} |" for k, v in self.categories.items()]
         head = f"| {self.suite} ({self.reward}) | mean [95% CI] |\n|---|---|"
         return "\n".join([head, *rows, f"| **overall** | {self.overall} |"])
-
-
-def _require_count(name: str, value: object, none_means: str | None = None) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int >= 1 (or ``None``, where ``none_means`` says what it means)."""
-    if value is None and none_means is not None:
-        return
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        allowed = f"None ({none_means}) or an int >= 1" if none_means else "an int >= 1"
-        raise ValueError(f"{name}={value!r} must be {allowed}")
 
 
 def _mean_of_means(groups: list[np.ndarray]) -> float:
@@ -105,9 +96,9 @@ def evaluate(
         ValueError: if ``images_per_prompt``, ``batch_size`` or ``max_prompts`` (unless ``None``)
             is not an int >= 1, or for an unknown suite or reward.
     """
-    _require_count("images_per_prompt", images_per_prompt)
-    _require_count("batch_size", batch_size)
-    _require_count("max_prompts", max_prompts, none_means="every prompt")
+    require_count("images_per_prompt", images_per_prompt)
+    require_count("batch_size", batch_size)
+    require_count("max_prompts", max_prompts, none_means="every prompt")
     generator = as_generator(policy_or_generator)
     rm = rewards.make(reward)
     records = suites.load(suite)

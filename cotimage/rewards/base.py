@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from cotimage.checks import is_int
+
 
 class RewardModel(ABC):
     """Scores images against prompts.
@@ -76,7 +78,7 @@ class RewardModel(ABC):
 
     def check_batch_size(self, batch_size: Any) -> int:
         """``batch_size`` if it is a positive int, else a ``ValueError`` naming the reward."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ValueError(f"reward {self.name!r}: batch_size={batch_size!r} must be a positive int")
         return batch_size
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from cotimage import generators
+from cotimage.checks import require_count
 from cotimage.rewards.base import RewardModel
 from cotimage.shapes import check, render
 from cotimage.stats import Interval, stratified_bootstrap
@@ -144,11 +144,6 @@ def _pooled_accuracy(groups: list[np.ndarray]) -> float:
     return float(outcomes[:, 0].sum() / total) if total else float("nan")  # no pairs: no accuracy
 
 
-def _check_prompts(name: str, value: Any, least: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
-        raise ValueError(f"{name}={value!r} must be None (all) or an int >= {least}")
-
-
 def _require_pairs(pairs: int, suite: str, argument: str) -> None:
     if pairs == 0:
         raise ValueError(f"no pair on {suite!r} has two different checker scores to rank; raise {argument}")
@@ -217,7 +212,7 @@ def generalization(
     """
     from cotimage.rewards import make  # the registry imports this module
 
-    _check_prompts("prompts_per_suite", prompts_per_suite, 1)
+    require_count("prompts_per_suite", prompts_per_suite, none_means="all")
     rm = make(rm)
     accuracy, pairs, categories, pair_kinds = {}, {}, {}, {}
     for suite in [suites] if isinstance(suites, str) else suites:
@@ -292,7 +287,7 @@ def matching(
     """
     from cotimage.rewards import make  # the registry imports this module
 
-    _check_prompts("prompts", prompts, 2)
+    require_count("prompts", prompts, least=2, none_means="all")
     rm = make(rm)
     records = stratified_prompts(load_suite(suite), prompts, np.random.default_rng(seed))
     own = np.stack([render(r.spec, seed=[seed, i]) for i, r in enumerate(records)])

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cotimage import generators
-from cotimage.agents.common.config import AgentConfig, is_int
+from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.common.logger import next_run_dir
 from cotimage.agents.common.rollout import Rollout, collect
 from cotimage.agents.common.saving import (
@@ -26,6 +26,7 @@ from cotimage.agents.common.saving import (
     warn_if_env_changed,
     write_meta,
 )
+from cotimage.checks import require_count
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
 from cotimage.evaluation import evaluate, image_grid
 from cotimage.generators import Generator, Policy, PromptBatch
@@ -169,8 +170,7 @@ class Agent(ABC):
         Returns:
             The agent.
         """
-        if not is_int(total_images) or total_images < 1:
-            raise ValueError(f"total_images={total_images!r} must be an int >= 1")
+        require_count("total_images", total_images)
         self._open_writer(tb_log_name or type(self).__name__)
         target = self.num_images + total_images
         with tqdm(total=total_images, disable=not progress_bar, unit="img", desc=type(self).__name__) as bar:

@@ -13,6 +13,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import numpy as np
 
 from cotimage import suites
+from cotimage.checks import is_int
 from cotimage.generators import SamplingConfig
 
 
@@ -20,11 +21,6 @@ def require(condition: bool, field: str, value: Any, rule: str) -> None:
     """Raise ``ValueError('field=value rule')`` unless ``condition``: one message shape for all configs."""
     if not condition:
         raise ValueError(f"{field}={value!r} {rule}")
-
-
-def is_int(value: Any) -> bool:
-    """Whether ``value`` is an integer, Python's or NumPy's, and not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_finite(value: Any) -> bool:

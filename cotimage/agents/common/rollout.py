@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cotimage.agents.common.config import is_int, require
+from cotimage.agents.common.config import require
+from cotimage.checks import is_int
 from cotimage.envs import CotImageVectorEnv
 from cotimage.envs.core import text_of
 from cotimage.generators import Policy, PromptBatch, SamplingConfig

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from cotimage import generators
 from cotimage.agents.common.agent import Agent, make_envs
-from cotimage.agents.common.config import AgentConfig, is_int, require
+from cotimage.agents.common.config import AgentConfig, require
 from cotimage.agents.common.saving import (
     env_record,
     load_arguments,
@@ -37,6 +37,7 @@ from cotimage.agents.common.saving import (
     write_meta,
 )
 from cotimage.agents.sb3.policy import PretrainedTokenPolicy
+from cotimage.checks import require_count
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
 from cotimage.generators import Generator, Policy, ShapesPolicy
 
@@ -218,8 +219,7 @@ class SB3PPO:
         Returns:
             The agent.
         """
-        if not is_int(total_images) or total_images < 1:
-            raise ValueError(f"total_images={total_images!r} must be an int >= 1")
+        require_count("total_images", total_images)
         native = callback if callable(callback) and not isinstance(callback, BaseCallback) else None
         extra = [] if callback is None or native is not None else callback if isinstance(callback, list) else [callback]
         hooks = _ImageMetrics(self, total_images, progress_bar, native)
