@@ -1,14 +1,15 @@
 """The Janus-Pro path on a GPU: sampling, decoding, env rollouts and one GRPO update, timed.
 
     python -m benchmarks.janus [--shapes janus-pro-1b|tiny] [--device cuda] [--dtype bfloat16] [--batch 16]
-                               [--gradient-checkpointing]
+                               [--gradient-checkpointing] [--decoding auto] [--baseline-decoding dynamic]
 
 No Janus weights can be downloaded here, so the model is random (``cotimage.generators.janus.build_random``)
 with Janus-Pro-1B's image-generation shapes: a 24 x 2048 Llama, 576 tokens per image from a 16,384-code VQ
 decoded to 384 x 384. Random weights cost what the real ones cost. Times, all at ``--batch`` images with
 Janus-Pro's guidance (weight 5, so the model runs on twice the rows):
 
-- ``sample``: the KV-cached sampler alone (``policy.sample``);
+- ``sample``: the KV-cached sampler alone (``policy.sample``) with ``--decoding`` (``auto``: each decode step
+  replayed as a CUDA graph on a GPU), and with ``--baseline-decoding`` in the same process, for their ratio;
 - ``decode``: VQ tokens to pixels;
 - ``env``: the rollout every agent collects with, through ``CotImage-v0``'s vector env (sampling, the env's
   bookkeeping, decoding and a brightness reward), and its ratio to sample + decode;
@@ -34,7 +35,7 @@ from cotimage.agents import GRPO, GRPOConfig
 from cotimage.agents.common.rollout import collect
 from cotimage.envs.core import text_of
 from cotimage.generators.base import SamplingConfig
-from cotimage.generators.janus import DEFAULT_CFG_WEIGHT, JANUS_PRO_1B_SHAPES, JanusGenerator, build_random
+from cotimage.generators.janus import DECODINGS, DEFAULT_CFG_WEIGHT, JANUS_PRO_1B_SHAPES, JanusGenerator, build_random
 
 SHAPES = {"janus-pro-1b": JANUS_PRO_1B_SHAPES, "tiny": {}}
 
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute layer activations in backward")
+    parser.add_argument("--decoding", choices=DECODINGS, default="auto", help="how the generator decodes")
+    parser.add_argument("--baseline-decoding", choices=DECODINGS, default=None, help="also time sampling with this")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -61,6 +64,7 @@ def main() -> None:
         processor=processor,
         device=device,
         gradient_checkpointing=args.gradient_checkpointing,
+        decoding=args.decoding,
     )
     build_s = time.perf_counter() - tick
     print(f"built {args.shapes} on {device} in {build_s:.1f} s", flush=True)
@@ -75,9 +79,19 @@ def main() -> None:
     policy = gen.policy.eval()
     tokens = policy.sample(prompts, guided, torch.Generator(device).manual_seed(0)).tokens
 
+    def time_sampling(decoding: str) -> float:
+        policy.decoding, chosen = decoding, policy.decoding
+        try:
+            return best_time(lambda: policy.sample(prompts, guided, torch.Generator(device).manual_seed(0)), args.repeats, device)
+        finally:
+            policy.decoding = chosen
+
     with torch.no_grad():
-        sample_s = best_time(lambda: policy.sample(prompts, guided, torch.Generator(device).manual_seed(0)), args.repeats, device)
+        sample_s = time_sampling(args.decoding)
         print(f"sample: {sample_s:.2f} s per batch", flush=True)
+        baseline_s = time_sampling(args.baseline_decoding) if args.baseline_decoding else None
+        if baseline_s is not None:
+            print(f"sample with {args.baseline_decoding}: {baseline_s:.2f} s per batch", flush=True)
         decode_s = best_time(lambda: gen.decode(tokens), args.repeats, device)
         print(f"decode: {decode_s:.2f} s per batch", flush=True)
         env_s = best_time(lambda: collect(envs, policy, guided, torch.Generator(device).manual_seed(0), options), args.repeats, device)
@@ -98,10 +112,15 @@ def main() -> None:
         "image_size": gen.image_size,
         "batch": n,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "decoding": args.decoding,
+        "resolved_decoding": policy._resolve_decoding(),
         "cfg_weight": DEFAULT_CFG_WEIGHT,
         "build_s": build_s,
         "sample_images_per_s": n / sample_s,
         "sample_tokens_per_s": n * t / sample_s,
+        "baseline_decoding": args.baseline_decoding,
+        "baseline_sample_images_per_s": n / baseline_s if baseline_s else None,
+        "sample_speedup_vs_baseline": baseline_s / sample_s if baseline_s else None,
         "decode_images_per_s": n / decode_s,
         "env_images_per_s": n / env_s,
         "env_vs_sample_plus_decode": (sample_s + decode_s) / env_s,

@@ -62,7 +62,8 @@ def test_shapes_agents_train_and_resume_on_cuda(name, tmp_path):
     agent, metrics, moved = train_one_update(name, generators.load("shapes", device="cuda"), brightness)
     assert agent.policy.device.type == "cuda" and moved and 0 <= metrics["reward/mean"] <= 1
     agent.save(tmp_path / "agent")
-    resumed = type(agent).load(tmp_path / "agent", policy=generators.load("shapes", device="cuda"), env_kwargs={"reward": brightness})
+    cuda_shapes = generators.load("shapes", device="cuda")  # a callable reward: the env is passed again
+    resumed = type(agent).load(tmp_path / "agent", "CotImage-v0", cuda_shapes, env_kwargs={"reward": brightness})
     assert resumed.sampler.device.type == "cuda" and resumed.num_images == agent.num_images
     resumed.learn(4, progress_bar=False)
 

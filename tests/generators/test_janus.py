@@ -12,6 +12,7 @@ import transformers
 from benchmarks.common import saved_activation_bytes
 from cotimage.generators.base import SamplingConfig
 from cotimage.generators.janus import (
+    DECODINGS,
     DEFAULT_CFG_WEIGHT,
     PATH_ENV,
     JanusGenerator,
@@ -21,6 +22,10 @@ from cotimage.generators.janus import (
 
 PROMPTS = ["a red circle", "two blue squares left of a big green star"]  # different lengths: left padding
 GUIDED = SamplingConfig(cfg_weight=DEFAULT_CFG_WEIGHT)
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]),
+]
 SAMPLINGS = {
     "plain": SamplingConfig(),
     "guided": GUIDED,
@@ -174,6 +179,79 @@ def test_gradient_checkpointing_saves_less_and_gives_the_same_gradients():
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
     with pytest.raises(ValueError, match="gradient_checkpointing"):
         JanusGenerator(model=model, processor=processor, gradient_checkpointing="yes")
+
+
+def teacher_forced(generator: JanusGenerator, prompts, tokens: torch.Tensor, sampling: SamplingConfig):
+    """Log-probs and values at every step of decoding ``tokens`` with start/advance, stacked (B, T, K), (B, T)."""
+    policy = generator.policy
+    with torch.no_grad():
+        state = policy.start(prompts, sampling)
+        log_probs, values = [state.log_probs], [state.values]
+        for t in range(tokens.shape[1] - 1):
+            policy.advance(state, tokens[:, t])
+            log_probs.append(state.log_probs)
+            values.append(state.values)
+    return torch.stack(log_probs, 1), torch.stack(values, 1), state
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("decoding", ["static", "cuda-graph"])
+def test_static_and_graph_decoding_match_the_dynamic_cache(device, decoding):
+    model, processor = build_random(seed=0, device=device)
+    dynamic = JanusGenerator(model=model, processor=processor, device=device, decoding="dynamic", value_head=True)
+    other = JanusGenerator(model=model, processor=processor, device=device, decoding=decoding, value_head=True)
+    with torch.no_grad():
+        dynamic.policy.value_head.out.weight.normal_()  # a value head that reads the hidden state
+    other.policy.value_head.load_state_dict(dynamic.policy.value_head.state_dict())
+    prompts = dynamic.encode_prompts(PROMPTS)  # different lengths: left padding
+    tokens = dynamic.policy.sample(prompts, GUIDED, torch.Generator(device).manual_seed(0)).tokens
+    expected, expected_values, _ = teacher_forced(dynamic, prompts, tokens, GUIDED)
+    got, got_values, state = teacher_forced(other, prompts, tokens, GUIDED)
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+    assert torch.allclose(got_values, expected_values, atol=1e-4)
+    assert (state.cache.graph is not None) == (device == "cuda" and decoding == "cuda-graph")
+    # Replays are deterministic: the same seed samples the same image.
+    with torch.no_grad():
+        first, again = (other.policy.sample(prompts, GUIDED, torch.Generator(device).manual_seed(1)) for _ in "ab")
+    assert torch.equal(first.tokens, again.tokens)
+
+
+def test_graph_decoding_with_gradients_runs_eagerly(generator, prompts):
+    policy = JanusGenerator(model=generator.model, processor=generator.processor, decoding="cuda-graph").policy
+    state = policy.start(prompts, SamplingConfig())
+    assert state.cache.graphs is False  # a graph cannot record autograd; nor run on the CPU
+    assert state.log_probs.requires_grad
+
+
+def test_auto_decoding_is_dynamic_on_the_cpu(generator, prompts):
+    assert generator.policy.decoding == "auto"
+    with torch.no_grad():
+        assert type(generator.policy.start(prompts, SamplingConfig()).cache).__name__ == "_DynamicDecoder"
+
+
+def test_bad_decoding_raises():
+    model, processor = build_random(seed=0)
+    with pytest.raises(ValueError, match=r"decoding='graph' must be one of \('auto', 'dynamic'"):
+        JanusGenerator(model=model, processor=processor, decoding="graph")
+    model.config.text_config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="decoding='static' needs an attention implementation that takes 4D masks"):
+        JanusGenerator(model=model, processor=processor, decoding="static")
+    assert set(DECODINGS) == {"auto", "dynamic", "static", "cuda-graph"}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_checkpointed_policy_in_training_mode_samples_as_in_eval_mode(device):
+    model, processor = build_random(seed=2, layers=2, device=device)
+    generator = JanusGenerator(model=model, processor=processor, device=device, gradient_checkpointing=True)
+    policy, prompts = generator.policy, generator.encode_prompts(PROMPTS)
+    samples = []
+    for mode in (policy.eval, policy.train):
+        mode()
+        with torch.no_grad():
+            samples.append(policy.sample(prompts, GUIDED, torch.Generator(device).manual_seed(0)))
+    assert torch.equal(samples[0].tokens, samples[1].tokens)
+    assert torch.allclose(samples[0].log_probs, samples[1].log_probs, atol=1e-5)
+    assert policy.training and policy.model.model.language_model.training  # the mode is given back
 
 
 def test_frozen_reference(generator, prompts):
