@@ -95,3 +95,14 @@ def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_pa
     with pytest.raises(SystemExit):
         train_rewards.main(args)  # the weights exist now
     train_rewards.main(["pref", *args, "--force"])  # and the generated set is reused from set.npz
+
+
+def test_narrow_variant_trains_on_a_fixed_few_prompts_of_every_category():
+    texts = train_rewards.narrow_prompts(train_rewards.NARROW_PROMPTS)
+    assert texts == train_rewards.narrow_prompts.__wrapped__(train_rewards.NARROW_PROMPTS)  # the same draw each run
+    records = [r for r in load("shapes/compbench-train") if r.text in texts]
+    assert len(texts) == len(records) == train_rewards.NARROW_PROMPTS
+    per_category = {c: sum(r.category == c for r in records) for c in {r.category for r in records}}
+    assert sorted(per_category.values()) == [train_rewards.NARROW_PROMPTS // 5] * 5
+    assert all(train_rewards.PROMPT_SETS["pref-narrow"](r) for r in records)
+    assert sum(map(train_rewards.PROMPT_SETS["pref-narrow"], load("shapes/compbench-train"))) == len(records)
