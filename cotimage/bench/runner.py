@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from cotimage.agents.common.logger import next_run_dir
 from cotimage.bench.grid import Cell, Preset, best_of, is_baseline
+from cotimage.checks import require_count
 from cotimage.rewards.base import RewardModel
 
 if TYPE_CHECKING:
@@ -280,9 +281,8 @@ def run(
         ValueError: for an invalid preset, or ``workers`` / ``threads`` < 1.
         FileExistsError: for a saved cell with other settings or format (see :func:`load_finished`).
     """
-    for name, value in (("workers", workers), ("threads", threads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1")
+    require_count("workers", workers)
+    require_count("threads", threads)
     preset.validate()
     cells = preset.cells()
     records = load_finished(preset, cells, out)

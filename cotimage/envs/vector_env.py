@@ -10,6 +10,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from cotimage.checks import require_count
 from cotimage.envs.core import EpisodeBatch, text_of
 from cotimage.generators import Generator
 from cotimage.rewards import RewardModel
@@ -49,11 +50,10 @@ class CotImageVectorEnv(VectorEnv):
         process_reward_every: int | None = None,
         process_reward_coef: float = 1.0,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs={num_envs!r} must be a positive int")
+        require_count("num_envs", num_envs)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed; choose None or 'rgb_array'")
-        self.num_envs = num_envs
+        self.num_envs = int(num_envs)  # a NumPy int from a sweep is welcome; Gymnasium expects a Python int
         self.render_mode = render_mode
         self.episodes = EpisodeBatch(num_envs, generator, reward, suite, process_reward_every, process_reward_coef)
         self.single_action_space = spaces.Discrete(self.episodes.generator.codebook_size)

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cotimage.checks import require_count
 from cotimage.generators.base import (
     DecodeState,
     Generator,
@@ -442,8 +443,7 @@ class JanusGenerator(Generator):
                 model = JanusForConditionalGeneration.from_pretrained(str(path), local_files_only=True, **kwargs)
             if processor is None:
                 processor = JanusProcessor.from_pretrained(str(path), local_files_only=True)
-        if isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 2:
-            raise ValueError(f"max_prompt_tokens={max_prompt_tokens!r} must be an int >= 2")
+        require_count("max_prompt_tokens", max_prompt_tokens, least=2)
         if not isinstance(gradient_checkpointing, bool):
             raise ValueError(f"gradient_checkpointing={gradient_checkpointing!r} must be True or False")
         model = model.to(device).eval()

@@ -17,6 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from cotimage.checks import require_count
+
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "shapes_vq.safetensors"
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -32,9 +34,8 @@ class PatchVQ(nn.Module):
 
     def __init__(self, codebook: torch.Tensor, patch: int = 4, image_size: int = 32) -> None:
         super().__init__()
-        for name, value in (("patch", patch), ("image_size", image_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be an int >= 1")
+        require_count("patch", patch)
+        require_count("image_size", image_size)
         if codebook.ndim != 2 or codebook.shape[1] != patch * patch * 3:
             raise ValueError(f"codebook must have shape (K, {patch * patch * 3}), got {tuple(codebook.shape)}")
         if image_size % patch:

@@ -93,8 +93,10 @@ def test_bad_vector_input():
     envs.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         envs.step(np.zeros(3, np.int64))
-    with pytest.raises(ValueError, match="num_envs"):
-        CotImageVectorEnv(num_envs=0)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match=rf"^num_envs={bad!r} must be an int >= 1$"):
+            CotImageVectorEnv(num_envs=bad)
+    assert type(CotImageVectorEnv(num_envs=np.int64(2)).num_envs) is int  # a sweep's NumPy int is welcome
 
 
 @pytest.mark.parametrize(

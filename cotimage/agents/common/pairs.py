@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cotimage.agents.common.rollout import Rollout
+from cotimage.checks import require_count
 from cotimage.envs.core import text_of
 
 FORMAT = "cotimage-pairs"
@@ -155,8 +156,7 @@ class PairDataset:
 
 def _pairs(prompts: Sequence[Any], tokens: torch.Tensor, scores: torch.Tensor, samples_per_prompt: int) -> PairDataset:
     k = samples_per_prompt
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise ValueError(f"samples_per_prompt={k!r} must be an int >= 2")
+    require_count("samples_per_prompt", k, least=2)
     if len(tokens) % k:
         raise ValueError(f"{len(tokens)} images do not split into groups of samples_per_prompt={k}")
     texts = [text_of(p) for p in prompts]

@@ -22,6 +22,7 @@ from cotimage.agents.common.agent import make_envs
 from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.common.pairs import INDEX_FILE, TENSOR_FILE, PairDataset, collect_pairs
 from cotimage.agents.common.rollout import Rollout, collect
+from cotimage.checks import require_count
 
 
 def collect_dataset(
@@ -47,8 +48,7 @@ def collect_dataset(
     from one distribution.
     """
     k = samples_per_prompt
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise ValueError(f"samples_per_prompt={k!r} must be an int >= 2")
+    require_count("samples_per_prompt", k, least=2)
     if num_prompts < 1:
         raise ValueError(f"prompts={num_prompts} must be >= 1")
     if batch_size < k:
