@@ -11,13 +11,14 @@ def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def require_count(name: str, value: Any, least: int = 1, none_means: str | None = None) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int >= ``least``.
+def require_count(name: str, value: Any, least: int = 1, none_means: str | None = None) -> int | None:
+    """``value`` as a Python int (so it can be saved as JSON); ``ValueError`` naming ``name`` unless it is an int >= ``least``.
 
-    With ``none_means``, ``None`` is allowed too, and the message says what it means.
+    With ``none_means``, ``None`` is allowed too (and returned), and the message says what it means.
     """
     if value is None and none_means is not None:
-        return
+        return None
     if not is_int(value) or value < least:
         allowed = f"None ({none_means}) or an int >= {least}" if none_means else f"an int >= {least}"
         raise ValueError(f"{name}={value!r} must be {allowed}")
+    return int(value)

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from cotimage.bench.settings import AGENT_SETTINGS
-from cotimage.checks import require_count
 
 if TYPE_CHECKING:
     from cotimage.agents import AgentConfig
@@ -235,8 +234,9 @@ class Preset:
         positive = {"seeds": self.seeds, "budget": self.budget, "batch_size": self.batch_size,
                     "eval_prompts": self.eval_prompts, "eval_images_per_prompt": self.eval_images_per_prompt,
                     **{f"agent_budgets[{a!r}]": b for a, b in self.agent_budgets.items()}}
-        for name, value in positive.items():
-            require_count(name, value)
+        for name, value in positive.items():  # Python ints only: the preset is saved as JSON with every cell
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an int >= 1")
         if self.eval_every < 0:
             raise ValueError(f"eval_every={self.eval_every} must be >= 0 (0: evaluate before and after training only)")
         for suite in (self.in_domain, self.out_of_domain, self.train_suite):

@@ -50,10 +50,10 @@ class CotImageVectorEnv(VectorEnv):
         process_reward_every: int | None = None,
         process_reward_coef: float = 1.0,
     ) -> None:
-        require_count("num_envs", num_envs)
+        num_envs = require_count("num_envs", num_envs)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed; choose None or 'rgb_array'")
-        self.num_envs = int(num_envs)  # a NumPy int from a sweep is welcome; Gymnasium expects a Python int
+        self.num_envs = num_envs
         self.render_mode = render_mode
         self.episodes = EpisodeBatch(num_envs, generator, reward, suite, process_reward_every, process_reward_coef)
         self.single_action_space = spaces.Discrete(self.episodes.generator.codebook_size)

@@ -87,16 +87,38 @@ DECODINGS = ("auto", "dynamic", "static", "cuda-graph")
 _MASKABLE_ATTENTION = ("sdpa", "eager")
 
 
+def _static_cache_counts_on_device() -> bool:
+    """Whether this transformers' ``StaticCache`` keeps its write position as a device tensor (5.x).
+
+    Older ones take the position from the caller or read it back to the host, which a CUDA
+    graph cannot capture.
+    """
+    try:
+        from transformers.cache_utils import StaticLayer
+
+        return isinstance(getattr(StaticLayer(max_cache_len=1), "cumulative_length", None), torch.Tensor)
+    except (ImportError, TypeError):
+        return False
+
+
 def check_decoding(decoding: str, model: nn.Module) -> str:
-    """``decoding`` if it is one of :data:`DECODINGS` that ``model``'s attention can run, else ``ValueError``."""
+    """``decoding`` if it is one of :data:`DECODINGS` that ``model`` and transformers can run, else ``ValueError``."""
     if decoding not in DECODINGS:
         raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
-    attention = model.config.text_config._attn_implementation
-    if decoding in ("static", "cuda-graph") and attention not in _MASKABLE_ATTENTION:
-        raise ValueError(
-            f"decoding={decoding!r} needs an attention implementation that takes 4D masks {_MASKABLE_ATTENTION}, "
-            f"the model uses {attention!r}; pass decoding='dynamic'"
-        )
+    if decoding in ("static", "cuda-graph"):
+        attention = model.config.text_config._attn_implementation
+        if attention not in _MASKABLE_ATTENTION:
+            raise ValueError(
+                f"decoding={decoding!r} needs an attention implementation that takes 4D masks "
+                f"{_MASKABLE_ATTENTION}, the model uses {attention!r}; pass decoding='dynamic'"
+            )
+        if not _static_cache_counts_on_device():
+            import transformers
+
+            raise ValueError(
+                f"decoding={decoding!r} needs transformers 5's StaticCache (a write counter on the device); "
+                f"transformers {transformers.__version__} is installed; pass decoding='dynamic'"
+            )
     return decoding
 
 
@@ -148,7 +170,7 @@ class _StaticDecoder:
         self.step_mask[..., : self.prompt_length].masked_fill_(self.prompt_mask[:, None, None, :], 0.0)
         self.positions = mask.sum(-1, keepdim=True)
         self.tokens = torch.zeros(rows, dtype=torch.long, device=mask.device)
-        self.graphs = graphs and mask.device.type == "cuda" and not torch.is_grad_enabled()
+        self.graphs = graphs and mask.device.type == "cuda"
         self.graph: torch.cuda.CUDAGraph | None = None
         self.output: torch.Tensor | None = None
         self.steps = 0
@@ -167,26 +189,31 @@ class _StaticDecoder:
         embeds = self.policy._embed_image_tokens(self.tokens[:, None])
         return self.policy._run(embeds, self.step_mask, self.positions, self.kv)[:, -1]
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feeds one image token per row; returns its hidden state (rows, hidden), valid until the next step."""
-        self.tokens.copy_(tokens)
-        self.step_mask[..., self.prompt_length + self.steps] = 0.0
-        if not self.graphs:
-            h = self._forward()
-        elif self.steps < self.WARMUP_STEPS:
+    def _graph_step(self) -> torch.Tensor:
+        if self.steps < self.WARMUP_STEPS:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 h = self._forward()
             torch.cuda.current_stream().wait_stream(side)
             h.record_stream(torch.cuda.current_stream())  # read there next; keep the side stream off its memory
-        else:
-            if self.graph is None:
-                self.graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph):
-                    self.output = self._forward()
-            self.graph.replay()
-            h = self.output
+            return h
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.output = self._forward()
+        self.graph.replay()
+        return self.output
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feeds one image token per row; returns its hidden state (rows, hidden), valid until the next step."""
+        self.tokens.copy_(tokens)
+        self.step_mask[..., self.prompt_length + self.steps] = 0.0
+        if not self.graphs:
+            h = self._forward()
+        else:  # streams and captures bind to the current device: make it the model's
+            with torch.cuda.device(self.tokens.device):
+                h = self._graph_step()
         self.positions.add_(1)
         self.steps += 1
         return h
@@ -202,10 +229,11 @@ class JanusPolicy(Policy):
         value_head: Add a zero-initialised ``Linear(hidden, 1)`` on the language model's final hidden state.
         decoding: How :meth:`start` / :meth:`advance` run the language model, one of :data:`DECODINGS`:
             ``dynamic`` grows transformers' ``DynamicCache`` by one position per step; ``static`` preallocates a
-            ``StaticCache`` for the whole image; ``cuda-graph`` is ``static`` with each step replayed as one
-            captured CUDA graph (a GPU and no autograd needed; otherwise it runs ``static`` eagerly); ``auto``
-            (default) is ``cuda-graph`` on a GPU and ``dynamic`` elsewhere. All give the same distributions,
-            up to floating-point rounding.
+            ``StaticCache`` for the whole image (transformers 5); ``cuda-graph`` is ``static`` with each step
+            replayed as one captured CUDA graph (on the CPU it runs ``static`` eagerly); ``auto`` (default) is
+            ``cuda-graph`` on a GPU and ``dynamic`` elsewhere. With gradients enabled every mode decodes
+            with the dynamic cache (the static one is written in place). All give the same distributions, up
+            to floating-point rounding.
     """
 
     def __init__(
@@ -319,11 +347,19 @@ class JanusPolicy(Policy):
         return state
 
     def _resolve_decoding(self) -> str:
-        """The decoding :meth:`start` uses now: ``auto`` picks CUDA graphs on a GPU, the dynamic cache elsewhere."""
+        """The decoding :meth:`start` uses now.
+
+        ``auto`` picks CUDA graphs on a GPU where the model and transformers allow them, the dynamic cache
+        elsewhere. Under autograd every mode decodes with the dynamic cache: the static cache and its masks
+        are written in place, which backward cannot go through.
+        """
+        if torch.is_grad_enabled():
+            return "dynamic"
         if self.decoding != "auto":
             return self.decoding
-        masks_ok = self.model.config.text_config._attn_implementation in _MASKABLE_ATTENTION
-        return "cuda-graph" if self.device.type == "cuda" and masks_ok else "dynamic"
+        if self.device.type != "cuda" or self.model.config.text_config._attn_implementation not in _MASKABLE_ATTENTION:
+            return "dynamic"
+        return "cuda-graph" if _static_cache_counts_on_device() else "dynamic"
 
     def score_tokens(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> TokenScores:
         self.check_tokens(tokens)
@@ -443,7 +479,7 @@ class JanusGenerator(Generator):
                 model = JanusForConditionalGeneration.from_pretrained(str(path), local_files_only=True, **kwargs)
             if processor is None:
                 processor = JanusProcessor.from_pretrained(str(path), local_files_only=True)
-        require_count("max_prompt_tokens", max_prompt_tokens, least=2)
+        max_prompt_tokens = require_count("max_prompt_tokens", max_prompt_tokens, least=2)
         if not isinstance(gradient_checkpointing, bool):
             raise ValueError(f"gradient_checkpointing={gradient_checkpointing!r} must be True or False")
         model = model.to(device).eval()

@@ -34,8 +34,7 @@ class PatchVQ(nn.Module):
 
     def __init__(self, codebook: torch.Tensor, patch: int = 4, image_size: int = 32) -> None:
         super().__init__()
-        require_count("patch", patch)
-        require_count("image_size", image_size)
+        patch, image_size = require_count("patch", patch), require_count("image_size", image_size)
         if codebook.ndim != 2 or codebook.shape[1] != patch * patch * 3:
             raise ValueError(f"codebook must have shape (K, {patch * patch * 3}), got {tuple(codebook.shape)}")
         if image_size % patch:

@@ -2,6 +2,7 @@ import math
 from types import SimpleNamespace
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +63,12 @@ def test_loss_gradient_raises_chosen_and_lowers_rejected():
 # -- pairs ---------------------------------------------------------------------------------------
 def fake_rollout(prompts, scores):
     return SimpleNamespace(prompts=prompts, tokens=torch.arange(len(scores))[:, None].repeat(1, 5), scores=torch.tensor(scores))
+
+
+def test_pairs_from_a_numpy_group_size_save_as_json(tmp_path):
+    pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.2]), np.int64(2))
+    pairs.save(tmp_path / "pairs")
+    assert PairDataset.load(tmp_path / "pairs").metadata["samples_per_prompt"] == 2
 
 
 def test_make_pairs_picks_best_and_worst_and_drops_ties():

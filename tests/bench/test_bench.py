@@ -2,6 +2,7 @@ import dataclasses
 import json
 import re
 
+import numpy as np
 import pytest
 
 from cotimage import bench, rewards
@@ -151,6 +152,7 @@ def test_a_cell_file_of_another_format_is_refused_naming_both_formats(grid, tmp_
         ({"rewards": ("nope",)}, r"reward='nope' is unknown; registered rewards: \["),
         ({"rewards": ("scene+nope",)}, "registered rewards"),
         ({"seeds": 0}, "seeds=0 must be an int >= 1"),
+        ({"eval_prompts": np.int64(1)}, r"eval_prompts=np.int64\(1\) must be an int >= 1"),  # saved as JSON
         ({"generator": "nope"}, r"generator='nope' is unknown; generators: \["),
         ({"variants": (Variant("v", {"nope": 1}),)}, r"overrides \['nope'\] are no config field"),
         ({"variants": (Variant("v", train_categories=("nope",)),)}, r"must be a non-empty subset of \['color'"),

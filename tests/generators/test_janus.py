@@ -10,6 +10,7 @@ import torch
 import transformers
 
 from benchmarks.common import saved_activation_bytes
+from cotimage.generators import janus
 from cotimage.generators.base import SamplingConfig
 from cotimage.generators.janus import (
     DECODINGS,
@@ -216,11 +217,25 @@ def test_static_and_graph_decoding_match_the_dynamic_cache(device, decoding):
     assert torch.equal(first.tokens, again.tokens)
 
 
-def test_graph_decoding_with_gradients_runs_eagerly(generator, prompts):
-    policy = JanusGenerator(model=generator.model, processor=generator.processor, decoding="cuda-graph").policy
-    state = policy.start(prompts, SamplingConfig())
-    assert state.cache.graphs is False  # a graph cannot record autograd; nor run on the CPU
-    assert state.log_probs.requires_grad
+@pytest.mark.parametrize("decoding", ["static", "cuda-graph"])
+def test_decoding_under_autograd_uses_the_dynamic_cache_so_backward_works(generator, prompts, decoding):
+    policy = JanusGenerator(model=generator.model, processor=generator.processor, decoding=decoding).policy
+    state = policy.start(prompts, GUIDED)
+    log_probs = [state.log_probs]
+    for token in range(3):
+        policy.advance(state, torch.full((2,), token))
+        log_probs.append(state.log_probs)
+    torch.stack(log_probs).sum().backward()  # the static cache is written in place: backward cannot go through it
+    assert type(state.cache).__name__ == "_DynamicDecoder"
+    policy.zero_grad(set_to_none=True)
+
+
+def test_static_decoding_needs_a_static_cache_that_counts_on_the_device(generator, monkeypatch):
+    monkeypatch.setattr(janus, "_static_cache_counts_on_device", lambda: False)  # as in transformers 4.x
+    for decoding in ("static", "cuda-graph"):
+        with pytest.raises(ValueError, match=f"decoding='{decoding}' needs transformers 5's StaticCache"):
+            JanusGenerator(model=generator.model, processor=generator.processor, decoding=decoding)
+    assert janus.check_decoding("auto", generator.model) == "auto"
 
 
 def test_auto_decoding_is_dynamic_on_the_cpu(generator, prompts):

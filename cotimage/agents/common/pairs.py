@@ -155,8 +155,7 @@ class PairDataset:
 
 
 def _pairs(prompts: Sequence[Any], tokens: torch.Tensor, scores: torch.Tensor, samples_per_prompt: int) -> PairDataset:
-    k = samples_per_prompt
-    require_count("samples_per_prompt", k, least=2)
+    k = require_count("samples_per_prompt", samples_per_prompt, least=2)
     if len(tokens) % k:
         raise ValueError(f"{len(tokens)} images do not split into groups of samples_per_prompt={k}")
     texts = [text_of(p) for p in prompts]

@@ -47,8 +47,7 @@ def collect_dataset(
     to :class:`~cotimage.agents.common.config.AgentConfig`'s, so online and offline DPO draw
     from one distribution.
     """
-    k = samples_per_prompt
-    require_count("samples_per_prompt", k, least=2)
+    k = require_count("samples_per_prompt", samples_per_prompt, least=2)
     if num_prompts < 1:
         raise ValueError(f"prompts={num_prompts} must be >= 1")
     if batch_size < k:
