@@ -55,7 +55,6 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -80,31 +79,25 @@ from cotimage.shapes import check, detect, render
 from cotimage.shapes.grammar import VOCABULARY, describe
 from cotimage.shapes.render import RENDER_MARGIN, relation_holds
 from cotimage.shapes.spec import BACKGROUND, COLORS, MAX_COUNT, RELATIONS, ObjectSpec, Relation, SceneSpec, alter
+from cotimage.suites import PromptRecord
 from cotimage.suites.build import HELD_OUT
 
 MODELS = ("clip", "pref", "pref-narrow", "orm")
-#: How many compbench-train prompts the narrow variant trains on, evenly across the five
-#: categories (drawn with :data:`NARROW_SEED`). Narrowing by category did not narrow it under
-#: checker v2: trained on ``complex`` alone (1,400 prompts, every kind of criterion) it ranked
-#: 0.811 in-domain and 0.820 out-of-domain, as ``pref`` does; the criteria compose.
+#: How many of the training set's prompts the narrow variant trains on, evenly across the five
+#: categories. Narrowing by category did not narrow it under checker v2: trained on ``complex``
+#: alone (1,400 prompts, every kind of criterion) it ranked 0.811 in-domain and 0.820
+#: out-of-domain, as ``pref`` does; the criteria compose.
 NARROW_PROMPTS = 140
-NARROW_SEED = 0
 
 
-@cache
-def narrow_prompts(n: int) -> frozenset[str]:
-    """The texts of the narrow variant's ``n`` prompts."""
-    train = suites.load("shapes/compbench-train")
-    return frozenset(r.text for r in stratified_prompts(train, n, np.random.default_rng(NARROW_SEED)))
-
-
-#: The prompt set of each learned model.
-PROMPT_SETS: dict[str, Callable] = {
-    "clip": lambda record: True,
-    "pref": lambda record: True,
-    "pref-narrow": lambda record: record.text in narrow_prompts(NARROW_PROMPTS),
-    "orm": lambda record: True,
-}
+def prompt_set(model: str, records: Sequence[PromptRecord], seed: int) -> Callable[[PromptRecord], bool]:
+    """Which training prompts ``model`` learns from: all of them, or for ``pref-narrow``
+    :data:`NARROW_PROMPTS` of ``records`` evenly across categories, drawn with ``seed`` (all
+    of them when there are no more)."""
+    if model != "pref-narrow":
+        return lambda record: True
+    texts = frozenset(r.text for r in stratified_prompts(records, NARROW_PROMPTS, np.random.default_rng(seed)))
+    return lambda record: record.text in texts
 PALETTE = np.array([BACKGROUND, *COLORS.values()], np.uint8)
 #: Colour permutations drawn before falling back to none (a few held-out pairs rule out many).
 _PERMUTATION_TRIES = 100
@@ -320,6 +313,9 @@ def pref_losses(
     """
     rng = np.random.default_rng(seed)
     prompts = groups_of(data, keep)
+    if len(prompts) == 0:
+        raise ValueError("no training prompt in the model's prompt set has images the checker scores apart; "
+                         "pass more --prompts or --images-per-prompt")
     k = data.images_per_prompt
     index = palette_index(data.images).reshape(len(data.records), k, *data.images.shape[1:3])
     tokenizer = WordTokenizer(net.cfg.prompt_tokens - 1)
@@ -517,7 +513,7 @@ def train_learned(
     kind = "orm" if model == "orm" else "pref"
     torch.manual_seed(args.seed)
     net = ScorerNet(SCORERS[model]).to(args.device)
-    keep = PROMPT_SETS[model]
+    keep = prompt_set(model, data.records, args.seed)
     if kind == "pref":
         groups = max(1, args.batch // (2 * data.images_per_prompt))  # a group: a prompt's images and their edits
         losses = pref_losses(net, data, extra if model in POOLED else None, keep, groups, args.seed)
@@ -546,8 +542,8 @@ def recipe(model: str, data: RankingSet, args: argparse.Namespace, steps: int) -
         "script": "scripts/train_rewards.py",
         "suite": "shapes/compbench-train",
         "prompts": len(data.records),
-        "prompts_used": int(sum(PROMPT_SETS[model](r) for r in data.records)),
-        "prompt_set": f"{NARROW_PROMPTS} prompts (seed {NARROW_SEED})" if model == "pref-narrow" else "all",
+        "prompts_used": int(sum(map(prompt_set(model, data.records, args.seed), data.records))),
+        "prompt_set": f"{NARROW_PROMPTS} prompts, stratified" if model == "pref-narrow" else "all",
         "images_per_prompt": data.images_per_prompt,
         "steps": steps,
         "batch": args.batch,

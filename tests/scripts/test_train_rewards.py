@@ -97,12 +97,14 @@ def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_pa
     train_rewards.main(["pref", *args, "--force"])  # and the generated set is reused from set.npz
 
 
-def test_narrow_variant_trains_on_a_fixed_few_prompts_of_every_category():
-    texts = train_rewards.narrow_prompts(train_rewards.NARROW_PROMPTS)
-    assert texts == train_rewards.narrow_prompts.__wrapped__(train_rewards.NARROW_PROMPTS)  # the same draw each run
-    records = [r for r in load("shapes/compbench-train") if r.text in texts]
-    assert len(texts) == len(records) == train_rewards.NARROW_PROMPTS
-    per_category = {c: sum(r.category == c for r in records) for c in {r.category for r in records}}
+def test_narrow_variant_trains_on_a_few_prompts_of_every_category_of_its_training_set():
+    train = load("shapes/compbench-train")
+    keep = train_rewards.prompt_set("pref-narrow", train, seed=0)
+    records = [r for r in train if keep(r)]
+    assert len(records) == train_rewards.NARROW_PROMPTS
+    per_category = {c: sum(r.category == c for r in records) for c in {r.category for r in train}}
     assert sorted(per_category.values()) == [train_rewards.NARROW_PROMPTS // 5] * 5
-    assert all(train_rewards.PROMPT_SETS["pref-narrow"](r) for r in records)
-    assert sum(map(train_rewards.PROMPT_SETS["pref-narrow"], load("shapes/compbench-train"))) == len(records)
+    assert set(filter(train_rewards.prompt_set("pref-narrow", train, seed=0), train)) == set(records)  # reproducible
+    subset = train[:300]  # a smaller training set (--prompts): the narrow set is drawn from it
+    assert sum(map(train_rewards.prompt_set("pref-narrow", subset, seed=1), subset)) == train_rewards.NARROW_PROMPTS
+    assert all(map(train_rewards.prompt_set("pref", train, seed=0), train))
