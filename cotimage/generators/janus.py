@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ DECODINGS = ("auto", "dynamic", "static", "cuda-graph")
 _MASKABLE_ATTENTION = ("sdpa", "eager")
 
 
+@cache  # a property of the installed transformers
 def _static_cache_counts_on_device() -> bool:
     """Whether this transformers' ``StaticCache`` keeps its write position as a device tensor (5.x).
 
@@ -101,24 +103,28 @@ def _static_cache_counts_on_device() -> bool:
         return False
 
 
+def _static_decoding_needs(model: nn.Module) -> str | None:
+    """What ``model`` or the installed transformers lacks for static (and CUDA-graph) decoding; ``None`` if nothing."""
+    attention = model.config.text_config._attn_implementation
+    if attention not in _MASKABLE_ATTENTION:
+        return f"an attention implementation that takes 4D masks {_MASKABLE_ATTENTION}, the model uses {attention!r}"
+    if not _static_cache_counts_on_device():
+        import transformers
+
+        return (
+            "transformers 5's StaticCache (a write counter on the device); "
+            f"transformers {transformers.__version__} is installed"
+        )
+    return None
+
+
 def check_decoding(decoding: str, model: nn.Module) -> str:
     """``decoding`` if it is one of :data:`DECODINGS` that ``model`` and transformers can run, else ``ValueError``."""
     if decoding not in DECODINGS:
         raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
-    if decoding in ("static", "cuda-graph"):
-        attention = model.config.text_config._attn_implementation
-        if attention not in _MASKABLE_ATTENTION:
-            raise ValueError(
-                f"decoding={decoding!r} needs an attention implementation that takes 4D masks "
-                f"{_MASKABLE_ATTENTION}, the model uses {attention!r}; pass decoding='dynamic'"
-            )
-        if not _static_cache_counts_on_device():
-            import transformers
-
-            raise ValueError(
-                f"decoding={decoding!r} needs transformers 5's StaticCache (a write counter on the device); "
-                f"transformers {transformers.__version__} is installed; pass decoding='dynamic'"
-            )
+    needs = _static_decoding_needs(model) if decoding in ("static", "cuda-graph") else None
+    if needs is not None:
+        raise ValueError(f"decoding={decoding!r} needs {needs}; pass decoding='dynamic'")
     return decoding
 
 
@@ -357,9 +363,9 @@ class JanusPolicy(Policy):
             return "dynamic"
         if self.decoding != "auto":
             return self.decoding
-        if self.device.type != "cuda" or self.model.config.text_config._attn_implementation not in _MASKABLE_ATTENTION:
-            return "dynamic"
-        return "cuda-graph" if _static_cache_counts_on_device() else "dynamic"
+        if self.device.type == "cuda" and _static_decoding_needs(self.model) is None:
+            return "cuda-graph"
+        return "dynamic"
 
     def score_tokens(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> TokenScores:
         self.check_tokens(tokens)
