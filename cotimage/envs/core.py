@@ -6,18 +6,22 @@ Every row of a batch is always at the same step, because every episode has the s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from cotimage import generators, rewards, suites
+from cotimage.checks import is_int
 from cotimage.generators import Generator
 from cotimage.suites import PromptRecord
 
 #: The value of an image-token slot that has not been drawn yet.
 NOT_DRAWN = -1
+#: Reset options naming one prompt, and their list forms.
+_SINGLE, _PLURAL = ("prompt", "index"), ("prompts", "indices")
 
 
 def custom_record(text: str) -> PromptRecord | str:
@@ -75,17 +79,13 @@ class EpisodeBatch:
         self.suite = suite if isinstance(suite, str) else "custom"
         self.length = self.generator.num_image_tokens
         self.row = int(round(self.length**0.5))
-        if process_reward_every is not None and (
-            isinstance(process_reward_every, bool)
-            or not isinstance(process_reward_every, int)
-            or not 1 <= process_reward_every < self.row
-        ):
+        if process_reward_every is not None and (not is_int(process_reward_every) or not 1 <= process_reward_every < self.row):
             raise ValueError(f"process_reward_every={process_reward_every!r} must be None or an int in [1, {self.row})")
         if isinstance(process_reward_coef, bool) or not (
-            isinstance(process_reward_coef, (int, float)) and np.isfinite(process_reward_coef)
+            isinstance(process_reward_coef, numbers.Real) and np.isfinite(process_reward_coef)
         ):
             raise ValueError(f"process_reward_coef={process_reward_coef!r} must be a finite number")
-        self.shaping_interval = None if process_reward_every is None else process_reward_every * self.row
+        self.shaping_interval = None if process_reward_every is None else int(process_reward_every) * self.row
         self.shaping_coef = float(process_reward_coef)
         self.n = n
         side = self.generator.image_size
@@ -102,8 +102,8 @@ class EpisodeBatch:
     def _suite_records(suite: str | Sequence[str | PromptRecord]) -> list[PromptRecord | str]:
         if isinstance(suite, str):
             return suites.load(suite)
-        if not suite:
-            raise ValueError("suite must be a suite name or a non-empty list of prompts")
+        if not isinstance(suite, (list, tuple)) or not suite:  # a generator would be used up by the checks
+            raise ValueError(f"suite must be a suite name in {list(suites.NAMES)} or a non-empty list of prompts, got {suite!r}")
         wrong = [p for p in suite if not isinstance(p, (str, PromptRecord))]
         if wrong:
             raise ValueError(f"suite must list prompt texts or PromptRecords, got {wrong[0]!r}")
@@ -139,43 +139,51 @@ class EpisodeBatch:
         picks = rng.integers(len(self.records), size=self.n // group_size)
         return [self.records[i] for i in picks for _ in range(group_size)]
 
-    def resolve(self, options: dict[str, Any] | None, rng: np.random.Generator) -> list[PromptRecord | str]:
+    def resolve(self, options: Mapping[str, Any] | None, rng: np.random.Generator) -> list[PromptRecord | str]:
         """Prompts for the next episodes from reset ``options`` (see the env docstrings)."""
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
         options = dict(options or {})
-        unknown = set(options) - {"prompt", "prompts", "index", "indices", "group_size"}
+        unknown = set(options) - {*_SINGLE, *_PLURAL, "group_size"}
         if unknown:
             raise ValueError(
                 f"reset options {sorted(unknown)} are unknown; allowed: prompt, prompts, index, indices, group_size"
             )
         group = options.get("group_size", 1)
-        if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1 or self.n % group:
+        if not is_int(group) or group < 1 or self.n % group:
             raise ValueError(f"group_size={group!r} must be a positive int dividing num_envs={self.n}")
-        given = [options[k] for k in ("prompt", "prompts", "index", "indices") if k in options]
+        given = [k for k in (*_SINGLE, *_PLURAL) if k in options]
         if len(given) > 1:
             raise ValueError("pass at most one of the reset options prompt, prompts, index, indices")
         if not given:
             return self.sample_prompts(rng, group)
-        chosen = given[0]
-        if "prompt" in options or "index" in options:
-            chosen = [chosen]
-        if isinstance(chosen, (str, int, np.integer, PromptRecord)) or len(chosen) * group != self.n:
-            count = 1 if isinstance(chosen, (str, int, np.integer, PromptRecord)) else len(chosen)
-            raise ValueError(f"reset got {count} prompts x group_size {group}; need num_envs={self.n} in all")
-        prompts = [self._prompt(p) for p in chosen]
+        key = given[0]
+        if key in _SINGLE:
+            chosen = [options[key]]
+        elif isinstance(options[key], (list, tuple, np.ndarray)):
+            chosen = list(options[key])
+        else:
+            single = {"prompts": "prompt", "indices": "index"}[key]
+            raise ValueError(f"reset option {key!r} takes a list, got {type(options[key]).__name__}; "
+                             f"for one, pass {single!r}")
+        if len(chosen) * group != self.n:
+            raise ValueError(f"reset got {len(chosen)} prompts x group_size {group}; need num_envs={self.n} in all")
+        prompts = [self._prompt(key, p) for p in chosen]
         return [p for p in prompts for _ in range(group)]
 
-    def _prompt(self, value: Any) -> PromptRecord | str:
-        if isinstance(value, PromptRecord):
-            return value
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            if not 0 <= value < len(self.records):
-                raise ValueError(
-                    f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts"
-                )
-            return self.records[int(value)]
-        if isinstance(value, str):
-            return custom_record(value)
-        raise ValueError(f"a prompt must be a string, a PromptRecord or a suite index, got {type(value).__name__}")
+    def _prompt(self, key: str, value: Any) -> PromptRecord | str:
+        """One prompt from reset option ``key``: a text or record (``prompt(s)``) or a suite index (``index``/``indices``)."""
+        if key in ("prompt", "prompts"):
+            if isinstance(value, PromptRecord):
+                return value
+            if isinstance(value, str):
+                return custom_record(value)
+            raise ValueError(f"reset option {key!r} takes prompt texts or PromptRecords, got {value!r}")
+        if not is_int(value):
+            raise ValueError(f"reset option {key!r} takes suite indices (ints), got {value!r}")
+        if not 0 <= value < len(self.records):
+            raise ValueError(f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts")
+        return self.records[int(value)]
 
     def start(self, prompts: Sequence[PromptRecord | str]) -> None:
         encoded = self.generator.encode_prompts([text_of(p) for p in prompts])  # raises over the limit
@@ -188,8 +196,9 @@ class EpisodeBatch:
             self.prompt_ids[:, : ids.shape[1]] = ids
         self.tokens[:] = NOT_DRAWN
         self.step_index = 0
-        self.done = False
+        self.done = True  # until the start potential is in: if the reward raises, only reset() can go on
         self.potential[:] = self._potential() if self.shaping_interval else 0.0
+        self.done = False
 
     def act(self, actions: np.ndarray) -> tuple[np.ndarray, bool, list[dict]]:
         """Append one token per row; returns rewards (n,), whether the images are complete, infos."""

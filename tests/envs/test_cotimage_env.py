@@ -159,11 +159,20 @@ def test_a_reward_that_raises_still_ends_the_episode():
         ({"process_reward_every": True}, "process_reward_every=True"),
         ({"process_reward_coef": float("nan")}, "process_reward_coef=nan must be a finite number"),
         ({"suite": ["a red circle", 3]}, "suite must list prompt texts"),
+        ({"suite": 5}, "suite must be a suite name"),
+        ({"suite": np.array(["a red circle"])}, "suite must be a suite name"),
+        ({"suite": {"a red circle": 0}}, "suite must be a suite name"),
+        ({"suite": (p for p in ["a red circle"])}, "suite must be a suite name"),  # not used up in silence
     ],
 )
 def test_bad_constructor_arguments_list_the_choices(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CotImageEnv(**kwargs)
+
+
+def test_numpy_numbers_are_welcome_as_shaping_settings():
+    env = CotImageEnv(process_reward_every=np.int64(2), process_reward_coef=np.float32(0.5))
+    assert env.episodes.shaping_interval == 16 and env.episodes.shaping_coef == 0.5
 
 
 def test_bad_reset_options(env):
@@ -173,6 +182,29 @@ def test_bad_reset_options(env):
         env.reset(options={"prompt_text": PROMPT})
     with pytest.raises(ValueError, match="out of range"):
         env.reset(options={"index": 10**6})
+    with pytest.raises(ValueError, match="'prompt' takes prompt texts or PromptRecords, got 3"):
+        env.reset(options={"prompt": 3})  # not read as a suite index
+    with pytest.raises(ValueError, match="'index' takes suite indices"):
+        env.reset(options={"index": PROMPT})
+    with pytest.raises(ValueError, match="reset options must be a dict, got list"):
+        env.reset(options=["prompt"])
+
+
+def test_a_reset_whose_start_potential_fails_leaves_the_env_unsteppable():
+    failing = {"now": False}
+
+    def reward(images, prompts):
+        if failing["now"]:
+            raise ValueError("this reward fails")
+        return images.mean(axis=(1, 2, 3)) / 255
+
+    env = CotImageEnv(reward=reward, process_reward_every=2)
+    env.reset(seed=0)
+    failing["now"] = True
+    with pytest.raises(ValueError, match="this reward fails"):
+        env.reset(seed=1)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
 
 
 def test_reward_can_be_a_plain_callable():

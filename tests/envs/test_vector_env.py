@@ -90,6 +90,10 @@ def test_bad_vector_input():
         envs.reset(options={"group_size": 3})
     with pytest.raises(ValueError, match="num_envs=4"):
         envs.reset(options={"prompts": ["a red circle"]})
+    with pytest.raises(ValueError, match="'prompts' takes a list, got str; for one, pass 'prompt'"):
+        envs.reset(options={"prompts": "a red circle"})
+    with pytest.raises(ValueError, match="'indices' takes suite indices"):
+        envs.reset(options={"indices": ["a red circle"] * 4})
     envs.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         envs.step(np.zeros(3, np.int64))
