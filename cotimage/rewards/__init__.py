@@ -46,8 +46,11 @@ def register(name: str, factory: Callable[..., RewardModel], overwrite: bool = F
     """Make ``make(name, **kw)`` build ``factory(**kw)``. Refuses to replace a name unless asked.
 
     Raises:
-        ValueError: for a taken name, or one with characters the ensemble specs use (``+``, ``*``).
+        ValueError: for a taken name, one with characters the ensemble specs use (``+``, ``*``),
+            or a factory that is not callable.
     """
+    if not callable(factory):
+        raise ValueError(f"reward {name!r}: factory={factory!r} must be callable, e.g. a RewardModel class")
     if not isinstance(name, str) or not re.fullmatch(ensemble.NAME_PATTERN, name):
         raise ValueError(f"reward name {name!r} must be letters, digits and _ . : / - only (no '+' or '*')")
     if name in _REGISTRY and not overwrite:
@@ -95,6 +98,10 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
     if not isinstance(spec, str) or spec not in _REGISTRY:
         raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()} (or pass a callable)")
     model = _REGISTRY[spec](**kwargs)
+    if not isinstance(model, RewardModel):  # a factory may return f(images, prompts), as make() takes one
+        if not callable(model):
+            raise ValueError(f"reward {spec!r}: its factory returned {type(model).__name__}, not a RewardModel or callable")
+        model = FunctionReward(model)
     model.name = spec  # the contract: a reward is named by the spec it was made from
     return model
 

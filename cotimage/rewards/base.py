@@ -10,6 +10,9 @@ import numpy as np
 
 from cotimage.checks import is_int
 
+#: Relative tolerance of the range check: a few float32 roundings (float32's epsilon is 1.2e-7).
+_FLOAT32_SLACK = 1e-6
+
 
 class RewardModel(ABC):
     """Scores images against prompts.
@@ -39,13 +42,18 @@ class RewardModel(ABC):
     def score_with_details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
         """Checked scores (float32, finite, one per image) and per-image details."""
         images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or 0 in images.shape[1:3]:
             raise ValueError(
-                f"reward {self.name!r}: images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}"
+                f"reward {self.name!r}: images must be uint8 (B, H, W, 3) with H, W >= 1, got {images.dtype} {images.shape}"
             )
-        if isinstance(prompts, str) or len(prompts) != len(images):
-            got = "a string" if isinstance(prompts, str) else f"{len(prompts)} prompts"
+        if isinstance(prompts, str) or not hasattr(prompts, "__len__") or len(prompts) != len(images):
+            if isinstance(prompts, str):
+                got = "a string"
+            else:
+                got = f"{len(prompts)} prompts" if hasattr(prompts, "__len__") else type(prompts).__name__
             raise ValueError(f"reward {self.name!r}: expected {len(images)} prompts (one per image), got {got}")
+        if len(images) == 0:
+            return np.zeros(0, np.float32), []
         scores, details = self.details(images, prompts)
         scores = np.asarray(scores, dtype=np.float32)
         if scores.shape != (len(images),):
@@ -53,7 +61,9 @@ class RewardModel(ABC):
         if not np.isfinite(scores).all():
             raise ValueError(f"reward {self.name!r} returned non-finite scores: {scores}")
         low, high = self.range
-        if scores.size and (scores.min() < low or scores.max() > high):
+        # Scores are float32 (an ensemble's sum rounds in float32): allow its rounding at the bounds.
+        slack = _FLOAT32_SLACK * max([1.0, *(abs(bound) for bound in self.range if np.isfinite(bound))])
+        if scores.min() < low - slack or scores.max() > high + slack:
             raise ValueError(
                 f"reward {self.name!r} returned scores in [{scores.min()}, {scores.max()}], outside its range {self.range}"
             )

@@ -25,7 +25,7 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from cotimage.rewards.base import RewardModel
@@ -103,12 +103,13 @@ class OpenCLIPReward(RewardModel):
     @torch.no_grad()
     def cosine(self, images: np.ndarray, texts: list[str]) -> torch.Tensor:
         """(B,) cosine similarity of each image with its text."""
-        device = next(self.model.parameters()).device
+        weight = next(self.model.parameters())
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = slice(start, start + self.batch_size)
-            image = self.model.encode_image(preprocess(images[batch], self.preprocess_cfg).to(device), normalize=True)
-            text = self.model.encode_text(self.tokenizer(texts[batch]).to(device), normalize=True)
+            pixels = preprocess(images[batch], self.preprocess_cfg).to(weight.device, weight.dtype)
+            image = self.model.encode_image(pixels, normalize=True)
+            text = self.model.encode_text(self.tokenizer(texts[batch]).to(weight.device), normalize=True)
             out.append((image * text).sum(-1).float().cpu())
         return torch.cat(out).clamp(-1, 1)  # rounding can push a unit-vector dot product past 1
 
@@ -139,7 +140,12 @@ def load_open_clip(model: str, checkpoint: str | Path, reward: str) -> tuple[tor
             "or register a config with open_clip.add_model_config(path)"
         )
     # An absolute path can never be mistaken for one of open_clip's download tags.
-    net = open_clip.create_model(model, pretrained=str(Path(checkpoint).resolve()))
+    try:
+        net = open_clip.create_model(model, pretrained=str(Path(checkpoint).resolve()))
+    except Exception as error:  # torch.load's and load_state_dict's many errors, one message
+        raise ValueError(
+            f"reward {reward!r}: cannot load {checkpoint} as {model!r} weights: {type(error).__name__}: {error}"
+        ) from error
     return net, open_clip.get_tokenizer(model)
 
 
@@ -224,8 +230,14 @@ def shapes_clip(weights: str | Path | None = None, batch_size: int = 256) -> Ope
     path = Path(weights or SHAPES_CLIP_WEIGHTS)
     if not path.is_file():
         raise FileNotFoundError(f"reward 'clip': no weights at {path}; run scripts/train_rewards.py clip")
-    with safe_open(str(path), "pt") as f:
-        kept = json.loads(f.metadata()["kept_bpe_ids"])
+    try:
+        with safe_open(str(path), "pt") as f:
+            kept = json.loads((f.metadata() or {})["kept_bpe_ids"])
+    except (KeyError, SafetensorError) as error:
+        raise ValueError(
+            f"reward 'clip': {path} is not a shapes CLIP weights file (as scripts/train_rewards.py clip writes): "
+            f"{type(error).__name__}: {error}"
+        ) from error
     tokenizer = CompactTokenizer(kept, shapes_clip_config()["text_cfg"]["context_length"])
     model, _ = load_open_clip(SHAPES_CLIP_MODEL, path, "clip")
     return OpenCLIPReward(model, tokenizer, "clip", batch_size=batch_size)

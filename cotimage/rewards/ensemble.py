@@ -19,7 +19,8 @@ from cotimage.rewards.base import RewardModel
 #: Characters a registry name may use; anything else would be read as spec syntax.
 NAME_PATTERN = r"[A-Za-z0-9_.:/-]+"
 _WEIGHT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_TERM = re.compile(rf"\s*(?:({_WEIGHT})\s*\*\s*)?({NAME_PATTERN})\s*")
+#: One term and the ``+`` after it (or the end): a ``+`` inside a weight (``1e+1``, ``+0.5``) separates nothing.
+_TERM = re.compile(rf"\s*(?:({_WEIGHT})\s*\*\s*)?({NAME_PATTERN})\s*(\+|$)")
 
 
 def is_ensemble(spec: str) -> bool:
@@ -34,18 +35,20 @@ def parse(spec: str, known: Collection[str]) -> list[tuple[float, str]]:
         ValueError: for a malformed term, a zero weight, a repeated name, or a name not in
             ``known``; the message quotes the spec and, for unknown names, the registry.
     """
-    terms = []
-    for text in spec.split("+"):
-        match = _TERM.fullmatch(text)
+    terms: list[tuple[float, str]] = []
+    position, more = 0, True
+    while more:
+        match = _TERM.match(spec, position)
         if match is None:
-            raise ValueError(
-                f"reward spec {spec!r}: term {text.strip()!r} is not NAME or WEIGHT*NAME (e.g. 'scene+0.5*clip')"
-            )
+            rest = spec[position:].split("+")[0].strip()
+            raise ValueError(f"reward spec {spec!r}: term {rest!r} is not NAME or WEIGHT*NAME (e.g. 'scene+0.5*clip')")
         weight, name = float(match.group(1) or 1.0), match.group(2)
+        position, more = match.end(), match.group(3) == "+"
         if name not in known:
             raise ValueError(f"reward spec {spec!r}: term {name!r} is unknown; registered rewards: {sorted(known)}")
-        if weight == 0:
-            raise ValueError(f"reward spec {spec!r}: term {name!r} has weight 0; drop the term instead")
+        if weight == 0 or not np.isfinite(weight):
+            raise ValueError(f"reward spec {spec!r}: term {name!r} has weight {weight}; weights must be finite and "
+                             "nonzero (drop a term instead of weighting it 0)")
         if name in (n for _, n in terms):
             raise ValueError(f"reward spec {spec!r}: term {name!r} appears twice; add its weights into one term")
         terms.append((weight, name))

@@ -5,8 +5,8 @@ samples ``images_per_prompt`` images for each; the checker scores them (fraction
 criteria met). Every two images of one prompt with different checker scores make a pair,
 and a reward ranks the pair right when it orders the two images as the checker does (a
 tie in the reward counts one half, as AUC counts ties). Accuracy pools all pairs; its 95%
-interval resamples prompts within categories, since the pairs of one prompt share images
-and are not independent.
+interval resamples prompts within categories (across all prompts when a category has only
+one), since the pairs of one prompt share images and are not independent.
 
 In-domain is ``shapes/compbench-val`` (unseen prompts of the kind the learned rewards are
 trained on, ``shapes/compbench-train``); out-of-domain is ``shapes/geneval`` (short
@@ -152,12 +152,17 @@ def _require_pairs(pairs: int, suite: str, argument: str) -> None:
 def _accuracy_by_category(
     outcomes: np.ndarray, records: Sequence[PromptRecord], seed: int
 ) -> tuple[Interval, dict[str, float]]:
-    """Pooled accuracy of per-prompt ``outcomes`` (P, 2) with a bootstrap over prompts within categories, and per category."""
+    """Pooled accuracy of per-prompt ``outcomes`` (P, 2) with a bootstrap over prompts, and per category.
+
+    The bootstrap resamples prompts within categories, or across all prompts when a category
+    has only one: resampled on its own, a lone prompt would add no spread to the interval.
+    """
     by_category: dict[str, list[int]] = {}
     for row, record in enumerate(records):
         by_category.setdefault(record.category, []).append(row)
     groups = [outcomes[rows] for rows in by_category.values()]
-    accuracy = stratified_bootstrap(groups, _pooled_accuracy, np.random.default_rng(seed))
+    strata = groups if min(map(len, groups)) >= 2 else [outcomes]
+    accuracy = stratified_bootstrap(strata, _pooled_accuracy, np.random.default_rng(seed))
     return accuracy, {c: _pooled_accuracy([g]) for c, g in zip(by_category, groups)}
 
 
@@ -277,7 +282,7 @@ def matching(
     scene and of the previous drawn prompt's scene (so another category's, mostly). A pair counts
     when the checker scores the other render lower, and the reward gets it right when it
     scores the own render higher (a tie counts one half). The interval resamples prompts
-    within categories.
+    within categories (across all prompts when a category has only one).
 
     Args:
         rm: A reward model, a reward spec or a callable (see :func:`cotimage.rewards.make`).

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -117,7 +117,7 @@ class ScorerNet(nn.Module):
 
     def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (B, H, W, 3) -> the null token and patch features (B, 1 + patches, d)."""
-        x = self.patch_embed(images.permute(0, 3, 1, 2).float() / 127.5 - 1)
+        x = self.patch_embed(images.permute(0, 3, 1, 2).to(self.image_pos.dtype) / 127.5 - 1)
         for conv in self.convs:
             x = x + conv(F.gelu(x))
         x = self.image_norm(x.flatten(2).transpose(1, 2) + self.image_pos)
@@ -170,15 +170,16 @@ class LearnedReward(RewardModel):
         side = self.net.cfg.image_size
         if images.shape[1:3] != (side, side):
             raise ValueError(f"reward {self.name!r}: images must be {side} x {side}, got {images.shape[1:3]}")
-        ids, mask = self.encode(prompts)
-        pixels = torch.from_numpy(np.ascontiguousarray(images))
+        device = self.net.image_pos.device
+        ids, mask = (t.to(device) for t in self.encode(prompts))
+        pixels = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         logits = torch.cat(
             [
                 self.net(pixels[i : i + self.batch_size], ids[i : i + self.batch_size], mask[i : i + self.batch_size])
                 for i in range(0, len(images), self.batch_size)
             ]
         )
-        return (torch.sigmoid(logits) if self.kind == "orm" else logits).numpy()
+        return (torch.sigmoid(logits) if self.kind == "orm" else logits).float().cpu().numpy()
 
     @classmethod
     def load(cls, path: str | Path, name: str, batch_size: int = 512) -> LearnedReward:
@@ -186,11 +187,18 @@ class LearnedReward(RewardModel):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"reward {name!r}: no weights at {path}; run scripts/train_rewards.py {name}")
-        with safe_open(str(path), "pt") as f:
-            metadata = f.metadata()
-        net = ScorerNet(ScorerConfig(**json.loads(metadata["config"])))
-        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-        return cls(net, json.loads(metadata["kind"]), name, batch_size)
+        try:
+            with safe_open(str(path), "pt") as f:
+                metadata = f.metadata() or {}
+            net = ScorerNet(ScorerConfig(**json.loads(metadata["config"])))
+            net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+            kind = json.loads(metadata["kind"])
+        except (KeyError, TypeError, RuntimeError, ValueError, SafetensorError) as error:
+            raise ValueError(
+                f"reward {name!r}: {path} is not a learned reward's weights file (as scripts/train_rewards.py "
+                f"writes for pref, pref-narrow or orm): {type(error).__name__}: {error}"
+            ) from error
+        return cls(net, kind, name, batch_size)
 
 
 def save_net(net: ScorerNet, path: str | Path, **metadata: Any) -> None:

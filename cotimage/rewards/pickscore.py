@@ -45,8 +45,12 @@ class PickScoreReward(RewardModel):
         self.batch_size = self.check_batch_size(batch_size)
         model_dir = self._require_dir(path, "path")
         processor_dir = self._require_dir(processor_path or path, "processor_path")
-        self.model = CLIPModel.from_pretrained(model_dir, local_files_only=True).eval().requires_grad_(False)
-        self.processor = CLIPProcessor.from_pretrained(processor_dir, local_files_only=True)
+        try:
+            self.model = CLIPModel.from_pretrained(model_dir, local_files_only=True).eval().requires_grad_(False)
+            self.processor = CLIPProcessor.from_pretrained(processor_dir, local_files_only=True)
+        except (OSError, ValueError) as error:  # what transformers raises for a directory without the files
+            raise ValueError(f"reward {self.name!r}: cannot load a CLIPModel and CLIPProcessor from {model_dir} "
+                             f"and {processor_dir}: {error}. {PICKSCORE_HELP}") from error
         scale = float(self.model.logit_scale.exp())
         self.range = (-scale, scale)
 
@@ -60,7 +64,8 @@ class PickScoreReward(RewardModel):
     @torch.no_grad()
     def score(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:
         texts = self.texts(prompts)
-        scale = self.model.logit_scale.exp()
+        scale = self.model.logit_scale.exp().float().cpu()
+        weight = next(self.model.parameters())
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = slice(start, start + self.batch_size)
@@ -68,6 +73,8 @@ class PickScoreReward(RewardModel):
                 text=texts[batch], images=list(images[batch]), return_tensors="pt", padding=True, truncation=True,
                 max_length=self.model.config.text_config.max_position_embeddings,
             )
+            inputs = {key: value.to(weight.device) for key, value in inputs.items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(weight.dtype)
             embeds = self.model(**inputs)  # image_embeds and text_embeds come normalised
-            out.append(scale * (embeds.image_embeds * embeds.text_embeds).sum(-1))
+            out.append(scale * (embeds.image_embeds * embeds.text_embeds).sum(-1).float().cpu())
         return torch.cat(out).clamp(-scale, scale).numpy()

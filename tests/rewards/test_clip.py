@@ -87,6 +87,21 @@ def test_a_missing_checkpoint_says_how_to_provide_it(name, kwargs):
         rewards.make(name, **kwargs)
 
 
+def test_a_file_that_is_no_checkpoint_is_named(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=f"reward 'clipscore': cannot load .*junk.pt as '{TINY}' weights"):
+        rewards.make("clipscore", model=TINY, checkpoint=tmp_path / "junk.pt")
+
+
+def test_a_bfloat16_model_scores_uint8_images(tiny_checkpoint):
+    model, path, _ = tiny_checkpoint
+    rm = rewards.make("clipscore", model=TINY, checkpoint=path)
+    images, prompts = images_and_prompts()
+    expected = rm(images, prompts)
+    rm.model.to(torch.bfloat16)
+    np.testing.assert_allclose(rm(images, prompts), expected, atol=0.1)
+
+
 def test_an_unknown_architecture_is_named(tiny_checkpoint):
     with pytest.raises(ValueError, match="reward 'clipscore': model='ViT-Nope' is not an open_clip architecture"):
         rewards.make("clipscore", model="ViT-Nope", checkpoint=tiny_checkpoint[1])

@@ -84,6 +84,13 @@ def test_matching_credits_the_checker_fully_and_a_constant_at_chance():
     assert backwards.accuracy.mean == 0.0 and backwards.to_dict()["accuracy"]["mean"] == 0.0
 
 
+def test_a_lone_prompt_per_category_still_gets_an_interval():
+    noisy = generalization(lambda images, prompts: np.random.default_rng(0).random(len(images)),
+                           suites="shapes/geneval", prompts_per_suite=6, images_per_prompt=3, seed=5)
+    interval = noisy.accuracy["shapes/geneval"]  # six categories, one prompt each: resampled across them
+    assert interval.low < interval.mean < interval.high
+
+
 def test_one_suite_may_be_named_alone():
     result = generalization("scene", suites="shapes/geneval", **SMALL)
     assert list(result.accuracy) == ["shapes/geneval"]

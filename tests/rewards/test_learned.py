@@ -1,3 +1,4 @@
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -70,6 +71,23 @@ def test_bad_inputs_name_the_reward(net):
         rm(np.zeros((1, 32, 32, 3), np.uint8), [" ".join(["circle"] * 41)])
     with pytest.raises(ValueError, match="kind='dpo' is not allowed; choose one of"):
         LearnedReward(net, "dpo", "mine")
+
+
+def test_another_kind_of_file_is_named_not_a_learned_rewards(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    for path in (rewards.learned.ASSETS / "reward_clip.safetensors", tmp_path / "junk.safetensors"):
+        with pytest.raises(ValueError, match="reward 'pref': .* is not a learned reward's weights file"):
+            rewards.make("pref", weights=path)
+    with pytest.raises(ValueError, match="reward 'clip': .* is not a shapes CLIP weights file"):
+        rewards.make("clip", weights=rewards.learned.ASSETS / "reward_pref.safetensors")
+
+
+def test_a_bfloat16_net_scores_uint8_images(net):
+    images = np.stack([render(SHORT, seed=0), render(LONG, seed=1)])
+    expected = LearnedReward(net, "pref", "x")(images, [SHORT, LONG])
+    half = LearnedReward(copy.deepcopy(net).to(torch.bfloat16), "pref", "x")(images, [SHORT, LONG])
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, expected, atol=0.1)
 
 
 def test_missing_weights_say_which_script_makes_them(tmp_path):

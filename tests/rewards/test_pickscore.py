@@ -51,6 +51,19 @@ def test_a_separate_processor_directory(tiny_pickscore):
     assert rm(render(PROMPTS[0], seed=0)[None], PROMPTS[:1]).shape == (1,)
 
 
+def test_a_bfloat16_model_scores_uint8_images(tiny_pickscore):
+    rm = rewards.make("pickscore", path=tiny_pickscore)
+    images = np.stack([render(p, seed=0) for p in PROMPTS])
+    expected = rm(images, PROMPTS)
+    rm.model.to(torch.bfloat16)
+    np.testing.assert_allclose(rm(images, PROMPTS), expected, atol=0.5)  # scores reach about +-s = 14
+
+
+def test_a_directory_without_the_model_is_named(tmp_path):
+    with pytest.raises(ValueError, match="reward 'pickscore': cannot load a CLIPModel .*save_pretrained"):
+        rewards.make("pickscore", path=tmp_path)
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"path": "/no/such/dir"}])
 def test_a_missing_model_says_how_to_provide_it(kwargs):
     with pytest.raises(FileNotFoundError, match="reward 'pickscore'.*save_pretrained.*rewards.make\\('pickscore', path="):

@@ -33,6 +33,20 @@ def test_register_extends_the_registry_and_guards_names(registry):
         registry.register("ones", lambda: None)
     with pytest.raises(ValueError, match=r"reward name 'a\+b' must be letters"):
         registry.register("a+b", lambda: None)
+    with pytest.raises(ValueError, match=r"reward 'bad': factory=3 must be callable"):
+        registry.register("bad", 3)
+
+
+def test_a_factory_may_return_a_plain_callable_which_gets_checked(registry):
+    registry.register("bright", lambda: lambda images, prompts: images.mean(axis=(1, 2, 3)) / 255)
+    rm = registry.make("bright")
+    assert isinstance(rm, FunctionReward) and rm.name == "bright"
+    with pytest.raises(ValueError, match="reward 'bright': images must be uint8"):
+        rm(np.zeros((1, 8, 8, 3), np.float32), [PROMPT])
+    assert registry.make("bright+scene")(render(PROMPT, seed=0)[None], [PROMPT]).shape == (1,)
+    registry.register("number", lambda: 3)
+    with pytest.raises(ValueError, match="reward 'number': its factory returned int"):
+        registry.make("number")
 
 
 def test_make_passes_models_through_and_wraps_callables():
