@@ -172,18 +172,22 @@ class EpisodeBatch:
         return [p for p in prompts for _ in range(group)]
 
     def _prompt(self, key: str, value: Any) -> PromptRecord | str:
-        """One prompt from reset option ``key``: a text or record (``prompt(s)``) or a suite index (``index``/``indices``)."""
-        if key in ("prompt", "prompts"):
+        """One prompt from reset option ``key``.
+
+        ``prompt`` takes a text or record, ``index`` and ``indices`` a suite index, and
+        ``prompts`` any of them (the vector env's documented mix).
+        """
+        if key != "index" and key != "indices":
             if isinstance(value, PromptRecord):
                 return value
             if isinstance(value, str):
                 return custom_record(value)
-            raise ValueError(f"reset option {key!r} takes prompt texts or PromptRecords, got {value!r}")
-        if not is_int(value):
-            raise ValueError(f"reset option {key!r} takes suite indices (ints), got {value!r}")
-        if not 0 <= value < len(self.records):
-            raise ValueError(f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts")
-        return self.records[int(value)]
+        if key != "prompt" and is_int(value):
+            if not 0 <= value < len(self.records):
+                raise ValueError(f"index={value} is out of range for suite {self.suite!r} of {len(self.records)} prompts")
+            return self.records[int(value)]
+        allowed = {"prompt": "a prompt text or PromptRecord", "prompts": "prompt texts, PromptRecords or suite indices"}
+        raise ValueError(f"reset option {key!r} takes {allowed.get(key, 'suite indices (ints)')}, got {value!r}")
 
     def start(self, prompts: Sequence[PromptRecord | str]) -> None:
         encoded = self.generator.encode_prompts([text_of(p) for p in prompts])  # raises over the limit

@@ -164,13 +164,21 @@ def test_online_dpo_raises_the_scene_reward():
 
 
 def test_online_step_collects_through_the_env():
-    agent = DPO("CotImage-v0", config=small(train_prompts=("a red circle",)), seed=0)
-    resets, steps = [], []
+    agent = DPO("CotImage-v0", config=small(train_prompts=("a red circle", 3)), seed=0)  # a text and a suite index
+    resets, drawn, steps = [], [], []
     reset, step = agent.envs.reset, agent.envs.step
-    agent.envs.reset = lambda **kwargs: resets.append(kwargs["options"]) or reset(**kwargs)
+
+    def recording_reset(**kwargs):
+        out = reset(**kwargs)
+        resets.append(kwargs["options"])
+        drawn.append([text_of(p) for p in agent.envs.prompts])
+        return out
+
+    agent.envs.reset = recording_reset
     agent.envs.step = lambda actions: steps.append(1) or step(actions)
     metrics = agent.train_step()
-    assert resets == [{"group_size": 4, "prompts": ["a red circle"] * 4}]
+    assert resets == [{"group_size": 4, "prompts": ["a red circle", 3] * 2}]
+    assert drawn[0][4] == agent.envs.episodes.records[3].text
     assert len(steps) == agent.generator.num_image_tokens and agent.num_images == 16
     assert {"reward/mean", "pairs/count", "train/loss", "train/reward_accuracy", "train/margin", "train/grad_norm"} <= metrics.keys()
 

@@ -182,7 +182,7 @@ def test_bad_reset_options(env):
         env.reset(options={"prompt_text": PROMPT})
     with pytest.raises(ValueError, match="out of range"):
         env.reset(options={"index": 10**6})
-    with pytest.raises(ValueError, match="'prompt' takes prompt texts or PromptRecords, got 3"):
+    with pytest.raises(ValueError, match="'prompt' takes a prompt text or PromptRecord, got 3"):
         env.reset(options={"prompt": 3})  # not read as a suite index
     with pytest.raises(ValueError, match="'index' takes suite indices"):
         env.reset(options={"index": PROMPT})
