@@ -8,7 +8,7 @@ import pytest
 import torch
 from tbparse import SummaryReader
 
-from cotimage.agents import GRPO, PPO, REINFORCE, GRPOConfig, PPOConfig, REINFORCEConfig
+from cotimage.agents import DPO, GRPO, PPO, REINFORCE, DPOConfig, GRPOConfig, PPOConfig, REINFORCEConfig
 from cotimage.envs import CotImageEnv
 from cotimage.rewards import make as make_reward
 
@@ -196,6 +196,38 @@ def test_bad_config_fails_at_construction_naming_the_field(make, field):
         make()
 
 
+@pytest.mark.parametrize("bad", [[1.5], [None], [True], [-3]])
+def test_dpo_train_prompts_must_be_texts_or_suite_indices(bad):
+    with pytest.raises(ValueError, match=r"train_prompts=.* must list prompt texts or suite indices"):
+        DPOConfig(batch_size=8, train_prompts=bad)
+    assert DPOConfig(batch_size=8, train_prompts=[np.int64(3)]).train_prompts == (3,)  # saved as JSON
+
+
+def test_dpo_train_prompts_index_must_lie_in_the_suite():
+    with pytest.raises(ValueError, match="train_prompts index 1000000 is out of range for the env's suite of 1 prompts"):
+        DPO(env_kwargs=TINY_ENV, config=DPOConfig(batch_size=8, train_prompts=[10**6]))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_a_bad_seed_fails_at_construction(seed):
+    with pytest.raises(ValueError, match=rf"seed={seed!r} must be an int >= 0"):
+        GRPO(config=GRPOConfig(batch_size=8), seed=seed)
+    assert GRPO(config=GRPOConfig(batch_size=8), seed=np.int64(3)).seed == 3
+
+
+def test_a_generator_in_env_kwargs_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="env_kwargs must not hold 'generator'.*policy="):
+        GRPO(env_kwargs={"generator": "janus-pro"}, config=GRPOConfig(batch_size=8))
+
+
+def test_a_save_that_cannot_encode_its_record_writes_nothing(tmp_path):
+    agent = GRPO(config=GRPOConfig(batch_size=8))
+    agent.env_record["unsaveable"] = object()
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        agent.save(tmp_path / "agent")
+    assert not (tmp_path / "agent").exists()  # a half-written directory would block every later save
+
+
 def test_wrong_config_class_and_mismatched_vector_env():
     with pytest.raises(ValueError, match="GRPOConfig"):
         GRPO(config=PPOConfig())
@@ -211,6 +243,31 @@ def test_guided_sampling_with_conditional_loss_runs():
     metrics = []
     agent.learn(8, progress_bar=False, callback=lambda a, m: metrics.append(m))
     assert np.isfinite(metrics[0]["train/loss"]) and torch.isfinite(torch.tensor(metrics[0]["train/kl"]))
+
+
+@pytest.mark.parametrize(("cls", "config"), [
+    (GRPO, GRPOConfig(batch_size=8, group_size=4, top_k=3, beta=0.04, num_iterations=2)),
+    (PPO, PPOConfig(batch_size=8, minibatch_size=8, top_k=3, kl_coef=0.1)),
+], ids=["GRPO", "PPO"])
+def test_top_k_sampling_keeps_ratios_and_kl_finite(cls, config):
+    # Under top-3 log-probs, a token outside the reference's (or the updated policy's) top 3 had
+    # log-prob -inf: the KL went inf and the weights NaN within a few updates.
+    agent = cls(config=config, seed=0)
+    metrics = []
+    agent.learn(8 * 6, progress_bar=False, callback=lambda a, m: metrics.append(m))
+    assert all(np.isfinite(value) for m in metrics for value in m.values())
+    assert all(torch.isfinite(p).all() for p in agent.policy.parameters())
+    assert config.loss_sampling.top_k is None and config.sampling.top_k == 3
+
+
+@pytest.mark.parametrize("cls", [GRPO, PPO, REINFORCE, DPO], ids=lambda cls: cls.__name__)
+def test_every_native_agent_logs_the_shared_scalars(cls):
+    config = cls.config_class(batch_size=8, **({"minibatch_size": 8} if cls is PPO else {}))
+    metrics = []
+    cls(config=config, seed=0).learn(8, progress_bar=False, callback=lambda a, m: metrics.append(m))
+    shared = {"reward/mean", "reward/std", "train/loss", "train/grad_norm", "train/learning_rate",
+              "time/images_per_s", "time/rollout_fraction"}
+    assert shared <= metrics[0].keys(), shared - metrics[0].keys()
 
 
 def test_rollout_details_are_one_dict_per_image():

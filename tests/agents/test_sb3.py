@@ -209,3 +209,24 @@ def test_learn_without_tensorboard_log_writes_no_files(tmp_path, monkeypatch):
     monkeypatch.delenv("SB3_LOGDIR", raising=False)
     SB3PPO(config=small(), seed=0).learn(total_images=2, progress_bar=False)
     assert list(tmp_path.glob("SB3-*")) == []  # (torch itself keeps one reused cache folder there)
+
+
+def test_a_loaded_agent_continues_its_own_tensorboard_run(tmp_path):
+    # Left to SB3, a continued learn() writes into the newest run of the directory: here B's.
+    log_dir = tmp_path / "tb"
+    first = SB3PPO(config=small(), tensorboard_log=log_dir, seed=0).learn(2, progress_bar=False)
+    first.save(tmp_path / "first")
+    SB3PPO(config=small(), tensorboard_log=log_dir, seed=1).learn(2, progress_bar=False)
+    SB3PPO.load(tmp_path / "first").learn(2, progress_bar=False)
+
+    def reward_steps(run):
+        scalars = SummaryReader(str(log_dir / run)).scalars
+        return list(scalars[scalars.tag == "reward/mean"].step)
+
+    assert reward_steps("SB3PPO_1") == [2, 4] and reward_steps("SB3PPO_2") == [2]
+
+
+@pytest.mark.parametrize("seed", [-1, 2.5])
+def test_a_bad_seed_fails_at_construction(seed):
+    with pytest.raises(ValueError, match=rf"seed={seed!r} must be an int >= 0"):
+        SB3PPO(config=small(), seed=seed)

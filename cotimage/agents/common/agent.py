@@ -19,12 +19,13 @@ from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.common.logger import next_run_dir
 from cotimage.agents.common.rollout import Rollout, collect
 from cotimage.agents.common.saving import (
+    META_FILE,
+    encode_meta,
     env_record,
     load_arguments,
     read_meta,
     save_directory,
     warn_if_env_changed,
-    write_meta,
 )
 from cotimage.checks import require_count
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
@@ -40,6 +41,8 @@ def make_envs(
 ) -> CotImageVectorEnv:
     """The native vector env an agent collects with, from an env id, an env or a vector env."""
     if isinstance(env, str):
+        if "generator" in (env_kwargs or {}):
+            raise ValueError("env_kwargs must not hold 'generator': pass the generator as the agent's policy= argument")
         kwargs = {**(env_kwargs or {}), "generator": generator}
         return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     if env_kwargs:
@@ -97,6 +100,7 @@ class Agent(ABC):
         tensorboard_log: str | Path | None = None,
         seed: int = 0,
     ) -> None:
+        require_count("seed", seed, least=0)
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
             raise ValueError(f"config must be a {self.config_class.__name__}, got {type(self.config).__name__}")
@@ -111,8 +115,8 @@ class Agent(ABC):
         self.policy.train()
         self.reference: Policy | None = self.policy.frozen_reference() if self.uses_reference else None
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
-        self.seed = seed
-        self.sampler = torch.Generator(self.policy.device).manual_seed(seed)
+        self.seed = int(seed)
+        self.sampler = torch.Generator(self.policy.device).manual_seed(self.seed)
         self.num_images = self.num_updates = 0
         self._rollout_seconds = 0.0  # time in collect() during the current update
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
@@ -268,18 +272,19 @@ class Agent(ABC):
             FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or
                 holds other files (see :func:`~cotimage.agents.common.saving.save_directory`).
         """
-        path = save_directory(path, overwrite)
-        save_file({k: v.detach().contiguous() for k, v in self.policy.state_dict().items()}, str(path / "policy.safetensors"))
-        torch.save(
-            {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(), "env_rng": self.envs.np_random.bit_generator.state},
-            path / "state.pt",
-        )
-        write_meta(
-            path,
+        meta = encode_meta(
             self,
             device=self.policy.device.type,  # the sampler RNG's state is this device's kind
             tensorboard_run=self.run_dir.name if self.run_dir is not None else None,
         )
+        path = save_directory(path, overwrite)
+        save_file({k: v.detach().contiguous() for k, v in self.policy.state_dict().items()}, str(path / "policy.safetensors"),
+                  metadata=self.policy.weights_metadata())  # so cotimage eval --weights reads the file alone
+        torch.save(
+            {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(), "env_rng": self.envs.np_random.bit_generator.state},
+            path / "state.pt",
+        )
+        (path / META_FILE).write_text(meta)
         return path
 
     @classmethod

@@ -94,8 +94,11 @@ class AgentConfig:
         top_k: Sampling top-k of rollouts (``None``: all tokens).
         cfg_weight: Classifier-free guidance weight of rollouts (1: none).
         loss_distribution: Which distribution the loss's log-probs use: ``"sampling"`` (the
-            distribution the tokens were drawn from, exact on-policy ratios) or
-            ``"conditional"`` (the unguided conditional branch at temperature 1, as T2I-R1).
+            distribution the tokens were drawn from, at its temperature and guidance, exact
+            on-policy ratios) or ``"conditional"`` (the unguided conditional branch at
+            temperature 1, as T2I-R1). Neither truncates to ``top_k`` (TRL's choice too): a
+            token outside another policy's top k would get log-prob -inf, and the ratios and
+            the KL to the reference inf or NaN.
         eval_every: Evaluate every this many updates (0: never).
         eval_suite: Suite for periodic evaluation (one of :data:`cotimage.suites.NAMES`).
         eval_prompts: Prompts per category in periodic evaluation (``None``: all of them).
@@ -135,8 +138,8 @@ class AgentConfig:
 
     @property
     def loss_sampling(self) -> SamplingConfig:
-        """The distribution the loss's log-probabilities are taken under."""
-        return self.sampling if self.loss_distribution == "sampling" else SamplingConfig()
+        """The distribution the loss's log-probabilities are taken under (never top-k truncated)."""
+        return self.sampling.replace(top_k=None) if self.loss_distribution == "sampling" else SamplingConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

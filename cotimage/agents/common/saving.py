@@ -76,8 +76,12 @@ def check_save_directory(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def write_meta(path: Path, agent: Any, **extra: Any) -> None:
-    """``agent.json``: what every agent saves (algorithm, config, seed, counters, env, logs), and ``extra``."""
+def encode_meta(agent: Any, **extra: Any) -> str:
+    """``agent.json``'s text: what every agent saves (algorithm, config, seed, counters, env, logs), and ``extra``.
+
+    Savers encode it before writing any file, so a value JSON cannot hold fails with nothing
+    written, and write it last, so a directory without it is no saved agent.
+    """
     meta = {
         "algorithm": type(agent).__name__,
         "config": agent.config.to_dict(),
@@ -89,7 +93,7 @@ def write_meta(path: Path, agent: Any, **extra: Any) -> None:
         **extra,
         "cotimage_version": __import__("cotimage").__version__,
     }
-    (path / META_FILE).write_text(json.dumps(meta, indent=2))
+    return json.dumps(meta, indent=2)
 
 
 def read_meta(path: str | Path, cls: type) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cotimage.agents.common.config import AgentConfig, require
+from cotimage.checks import is_int
 
 MODES = ("offline", "online", "iterative")
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
@@ -84,7 +85,11 @@ class DPOConfig(AgentConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.train_prompts is not None:
-            self.train_prompts = (self.train_prompts,) if isinstance(self.train_prompts, (str, int)) else tuple(self.train_prompts)
+            prompts = (self.train_prompts,) if isinstance(self.train_prompts, str) or is_int(self.train_prompts) else self.train_prompts
+            for prompt in prompts:
+                require(isinstance(prompt, str) or (is_int(prompt) and prompt >= 0), "train_prompts", self.train_prompts,
+                        f"must list prompt texts or suite indices (ints >= 0); {prompt!r} is neither")
+            self.train_prompts = tuple(p if isinstance(p, str) else int(p) for p in prompts)  # Python ints: saved as JSON
         if self.dataset is not None:
             self.dataset = str(self.dataset)
         k = self.samples_per_prompt

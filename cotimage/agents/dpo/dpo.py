@@ -109,6 +109,10 @@ class DPO(Agent):
         self.dataset_fingerprint: str | None = None
         self.order: torch.Tensor | None = None  # offline: this epoch's pair order
         self.cursor = self.epoch = self.pairs_seen = 0
+        size = len(self.envs.episodes.records)
+        wrong = [p for p in self.config.train_prompts or () if not isinstance(p, str) and p >= size]
+        if wrong:
+            raise ValueError(f"train_prompts index {wrong[0]} is out of range for the env's suite of {size} prompts")
         if self.config.mode == "offline":
             self.dataset = PairDataset.load(self.config.dataset)
             if len(self.dataset) == 0:

@@ -98,6 +98,7 @@ class PPO(Agent):
                     scores.log_probs, old[rows], adv, scores.values, rollout.values[rows], returns[rows], scores.entropy,
                     clip_range=cfg.clip_range, clip_range_vf=cfg.clip_range_vf, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                 )
+                stats["loss"] = loss.item()
                 stats["grad_norm"] = self.optimize(loss)
                 stats["entropy"] = float(scores.entropy.detach().mean())
                 for key, value in stats.items():

@@ -21,20 +21,22 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
 from cotimage import generators
 from cotimage.agents.common.agent import Agent, make_envs
 from cotimage.agents.common.config import AgentConfig, require
+from cotimage.agents.common.logger import next_run_dir
 from cotimage.agents.common.saving import (
+    META_FILE,
+    encode_meta,
     env_record,
     load_arguments,
     read_meta,
     save_directory,
     warn_if_env_changed,
-    write_meta,
 )
 from cotimage.agents.sb3.policy import PretrainedTokenPolicy
 from cotimage.checks import require_count
@@ -144,6 +146,7 @@ class SB3PPO:
         tensorboard_log: str | Path | None = None,
         seed: int = 0,
     ) -> None:
+        seed = require_count("seed", seed, least=0)
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
             raise ValueError(f"config must be a {self.config_class.__name__}, got {type(self.config).__name__}")
@@ -157,6 +160,7 @@ class SB3PPO:
             raise ValueError(f"SB3PPO wraps the shapes transformer; the generator's policy is a {type(self.policy).__name__}")
         self.seed = seed
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
+        self.run_dir: Path | None = None  # the TensorBoard run; a loaded agent continues its saved one
         #: SB3's vector env: ``batch_size`` single envs sharing the generator and reward model.
         self.envs: VecEnv = make_vec_env(CotImageEnv, n_envs=self.config.batch_size, seed=seed, env_kwargs=settings)
         cfg = self.config
@@ -220,6 +224,11 @@ class SB3PPO:
             The agent.
         """
         require_count("total_images", total_images)
+        if self.tensorboard_log is not None and self.run_dir is None:
+            # The run is chosen once and kept, as the native agents do: left to SB3, a continued
+            # learn() writes into the newest run of the directory, which may be another agent's.
+            self.run_dir = next_run_dir(self.tensorboard_log, tb_log_name or type(self).__name__)
+            self.model.set_logger(configure(str(self.run_dir), ["tensorboard"]))
         native = callback if callable(callback) and not isinstance(callback, BaseCallback) else None
         extra = [] if callback is None or native is not None else callback if isinstance(callback, list) else [callback]
         hooks = _ImageMetrics(self, total_images, progress_bar, native)
@@ -262,10 +271,14 @@ class SB3PPO:
             FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or
                 holds other files (see :func:`~cotimage.agents.common.saving.save_directory`).
         """
+        meta = encode_meta(
+            self, num_timesteps=self.model.num_timesteps, sb3_n_updates=self.model._n_updates,
+            tensorboard_run=self.run_dir.name if self.run_dir is not None else None,
+        )
         path = save_directory(path, overwrite)
         # policy_kwargs holds the transformer itself: its weights are in the zip's state dict already.
         self.model.save(path / MODEL_FILE, exclude=["policy_kwargs"])
-        write_meta(path, self, num_timesteps=self.model.num_timesteps, sb3_n_updates=self.model._n_updates)
+        (path / META_FILE).write_text(meta)
         return path
 
     @classmethod
@@ -280,7 +293,7 @@ class SB3PPO:
 
         ``learn`` continues from there, with fresh episodes (the envs reset) and prompt draws
         from the seeded envs; it is not a bit-exact continuation of the saved run. With the
-        saved ``tensorboard_log``, SB3 continues its latest run there.
+        saved ``tensorboard_log``, ``learn`` continues the saved TensorBoard run.
 
         Args:
             path: Directory written by :meth:`save`.
@@ -295,6 +308,9 @@ class SB3PPO:
         agent.model.set_parameters(str(path / MODEL_FILE), exact_match=True, device=agent.model.device)
         agent.model.num_timesteps = meta["num_timesteps"]
         agent.model._n_updates = meta["sb3_n_updates"]
+        if meta.get("tensorboard_run") and agent.tensorboard_log == Path(meta["tensorboard_log"]):
+            agent.run_dir = agent.tensorboard_log / meta["tensorboard_run"]
+            agent.model.set_logger(configure(str(agent.run_dir), ["tensorboard"]))
         return agent
 
 
