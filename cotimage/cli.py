@@ -40,8 +40,20 @@ def parse_device(value: str) -> str:
     return value
 
 
+def parse_seed(value: str) -> int:
+    """``--seed``'s type: an int >= 0 (numpy's and gymnasium's seeding refuse negatives)."""
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is no seed; use an int >= 0")
+    return seed
+
+
 def _eval(args: argparse.Namespace) -> None:
     from cotimage import generators
+    from cotimage.bench.runner import write_atomic
     from cotimage.evaluation import evaluate
 
     if args.weights is not None and args.generator not in _TAKE_WEIGHTS:
@@ -51,28 +63,34 @@ def _eval(args: argparse.Namespace) -> None:
             f"--weights is for the generators {list(_TAKE_WEIGHTS)} only, not {args.generator!r} "
             f"(janus-pro loads the model directory in ${PATH_ENV})"
         )
-    generator = generators.load(args.generator, device=args.device, **({"weights": args.weights} if args.weights else {}))
-    overrides = {"temperature": args.temperature, "top_k": args.top_k, "cfg_weight": args.cfg_weight}
-    sampling = generator.default_sampling.replace(**{k: v for k, v in overrides.items() if v is not None})
+    outputs = {suite: _eval_outputs(args.out, suite) for suite in args.suite} if args.out is not None else {}
+    taken = [str(path) for paths in outputs.values() for path in paths if path.exists()]
+    if taken and not args.overwrite:  # before sampling, not after
+        raise FileExistsError(f"{', '.join(taken)} exist already; pass --overwrite to replace them, or another --out")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        generator = generators.load(args.generator, device=args.device, **({"weights": args.weights} if args.weights else {}))
+    except ValueError as error:
+        raise ValueError(f"--weights={args.weights}: {error}" if args.weights else str(error)) from error
+    overrides = {"temperature": args.temperature, "top_k": args.top_k, "cfg_weight": args.cfg_weight}
+    sampling = generator.default_sampling.replace(**{k: v for k, v in overrides.items() if v is not None})
     for suite in args.suite:
-        grid = args.out / f"{suite.replace('/', '-')}.png" if args.out else None
-        result = evaluate(
-            generator,
-            suite,
-            args.images_per_prompt,
-            args.seed,
-            args.reward,
-            sampling,
-            max_prompts=args.max_prompts,
-            grid_path=grid,
-        )
+        path, grid = outputs.get(suite, (None, None))
+        result = evaluate(generator, suite, args.images_per_prompt, args.seed, args.reward, sampling,
+                          max_prompts=args.max_prompts, grid_path=grid)
         print(result.table(), end="\n\n")
-        if args.out is not None:
-            path = args.out / f"{suite.replace('/', '-')}.json"
-            path.write_text(json.dumps({**result.to_dict(), "sampling": asdict(sampling), "seed": args.seed}, indent=2))
+        if path is not None:
+            run = {"generator": args.generator, "weights": args.weights, "images_per_prompt": args.images_per_prompt,
+                   "max_prompts": args.max_prompts, "sampling": asdict(sampling), "seed": args.seed}
+            write_atomic(path, json.dumps({**result.to_dict(), **run}, indent=2))
             print(f"wrote {path} and {grid}")
+
+
+def _eval_outputs(out: Path, suite: str) -> tuple[Path, Path]:
+    """The results file and sample grid ``cotimage eval --out`` writes for ``suite``."""
+    stem = out / suite.replace("/", "-")
+    return stem.with_suffix(".json"), stem.with_suffix(".png")
 
 
 def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]) -> None:
@@ -113,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("eval", help="score a generator on prompt suites (per category, 95%% CIs)")
     ev.add_argument("--generator", default="shapes", choices=generators.names(), help="generator name (default: shapes)")
-    ev.add_argument("--weights", default=None, help=f"policy weights file of {', '.join(_TAKE_WEIGHTS)} (default: the shipped ones)")
+    ev.add_argument("--weights", default=None,
+                    help=f"policy weights file of {', '.join(_TAKE_WEIGHTS)}, e.g. a saved agent's policy.safetensors "
+                         "(default: the shipped ones)")
     ev.add_argument("--device", default="cpu", type=parse_device, help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     ev.add_argument("--suite", nargs="+", default=["shapes/compbench-val", "shapes/geneval"], choices=suites.NAMES)
     ev.add_argument("--images-per-prompt", type=int, default=4)
@@ -122,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--temperature", type=float, default=None)
     ev.add_argument("--top-k", type=int, default=None)
     ev.add_argument("--cfg-weight", type=float, default=None)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=parse_seed, default=0)
     ev.add_argument("--out", type=Path, default=None, help="directory for JSON results and sample grids")
+    ev.add_argument("--overwrite", action="store_true", help="replace results an earlier run wrote into --out")
     ev.set_defaults(run=_eval)
 
     # No argparse -h here: --help must reach _train, which adds the agent's config fields (tyro's) to the common options.
@@ -141,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="cpu", type=parse_device, help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     tr.add_argument("--reward", default="scene")
     tr.add_argument("--suite", default="shapes/compbench-train", choices=suites.NAMES)
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=parse_seed, default=0)
     tr.add_argument("--tensorboard-log", type=Path, default=Path("runs/tensorboard"))
     tr.add_argument("--save", type=Path, default=None, help="directory to save the trained agent to")
     tr.set_defaults(run=partial(_train, tr))

@@ -15,6 +15,29 @@ def test_eval_writes_results_and_grid(tmp_path, capsys):
     assert (tmp_path / "shapes-geneval.png").stat().st_size > 0
 
 
+def test_eval_refuses_to_replace_earlier_results_unless_asked(tmp_path):
+    argv = ["eval", "--suite", "shapes/geneval", "--max-prompts", "1", "--images-per-prompt", "1", "--out", str(tmp_path)]
+    main(argv)
+    first = (tmp_path / "shapes-geneval.json").read_text()
+    with pytest.raises(SystemExit, match=r"shapes-geneval.json, .*shapes-geneval.png exist already; pass --overwrite"):
+        main([*argv, "--seed", "7"])
+    assert (tmp_path / "shapes-geneval.json").read_text() == first
+    main([*argv, "--seed", "7", "--overwrite"])
+    result = json.loads((tmp_path / "shapes-geneval.json").read_text())
+    assert result["seed"] == 7 and result["generator"] == "shapes" and result["weights"] is None
+    assert result["images_per_prompt"] == 1 and result["max_prompts"] == 1
+
+
+def test_eval_scores_the_policy_of_a_trained_agent(tmp_path, capsys):
+    main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "4",
+          "--save", str(tmp_path / "agent"), "--tensorboard-log", str(tmp_path / "tb")])
+    weights = str(tmp_path / "agent" / "policy.safetensors")
+    main(["eval", "--suite", "shapes/geneval", "--max-prompts", "1", "--images-per-prompt", "1", "--weights", weights])
+    assert "**overall**" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"^cotimage eval: --weights=.*reward_pref.safetensors: .* is not a shapes policy file"):
+        main(["eval", "--weights", str(agents.__path__[0]) + "/../assets/reward_pref.safetensors"])
+
+
 def test_train_takes_config_fields_and_refuses_to_overwrite(tmp_path):
     argv = ["train", "grpo", "--total-images", "8", "--save", str(tmp_path / "agent"), "--tensorboard-log", str(tmp_path / "tb")]
     main([*argv, "--batch-size", "8", "--group-size", "4"])
@@ -78,6 +101,13 @@ def test_eval_rejects_unknown_arguments():
 def test_eval_reports_bad_values_by_name(argv, message):
     with pytest.raises(SystemExit, match=message):
         main(argv)
+
+
+@pytest.mark.parametrize("command", [["eval"], ["train", "grpo"]])
+def test_a_negative_seed_is_an_argument_error(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--seed", "-1"])
+    assert stop.value.code == 2 and "argument --seed: '-1' is no seed; use an int >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["eval"], ["train", "grpo"], ["bench"]])

@@ -156,6 +156,10 @@ class Policy(nn.Module, ABC):
     def frozen_reference(self) -> Policy:
         """A frozen copy for KL penalties: no value head, no gradients, eval mode."""
 
+    def weights_metadata(self) -> dict[str, str]:
+        """What a weights file of this policy stores beside its tensors (e.g. its architecture), so it loads alone."""
+        return {}
+
     @torch.no_grad()
     def next_log_probs(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
         """(B, V) log-probs of the token after the image prefix ``tokens`` (B, t), the prefix fed anew.

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -253,22 +253,38 @@ class ShapesPolicy(Policy):
         return reference.requires_grad_(False).eval()
 
     # -- weights -----------------------------------------------------------------------------
+    def weights_metadata(self) -> dict[str, str]:
+        return {"config": json.dumps(asdict(self.cfg))}
+
     def save(self, path: str | Path, dtype: torch.dtype = torch.float16) -> None:
         """Write the weights (fp16 by default) and architecture to one safetensors file."""
         tensors = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, str(path), metadata={"config": json.dumps(asdict(self.cfg))})
+        save_file(tensors, str(path), metadata=self.weights_metadata())
 
     @classmethod
     def load(cls, path: str | Path = ASSET, value_head: bool = False) -> ShapesPolicy:
-        """Load weights in float32; a fresh zero-initialised value head if asked and absent."""
+        """Load weights in float32; a fresh zero-initialised value head if asked and absent.
+
+        ``path``: a file :meth:`save` wrote, or the ``policy.safetensors`` of a saved agent.
+
+        Raises:
+            FileNotFoundError: if there is no file at ``path``.
+            ValueError: if the file holds no shapes policy (another model's weights, or none).
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no shapes generator weights at {path}; run scripts/train_generator.py")
-        with safe_open(str(path), "pt") as f:
-            cfg = ShapesConfig(**json.loads(f.metadata()["config"]))
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
-        policy = cls(cfg, value_head=any(k.startswith("value_head.") for k in state))
-        policy.load_state_dict(state)
+        try:
+            with safe_open(str(path), "pt") as f:
+                cfg = ShapesConfig(**json.loads((f.metadata() or {})["config"]))
+            state = {k: v.float() for k, v in load_file(str(path)).items()}
+            policy = cls(cfg, value_head=any(k.startswith("value_head.") for k in state))
+            policy.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError, SafetensorError) as error:
+            raise ValueError(
+                f"{path} is not a shapes policy file (one ShapesPolicy.save or a saved agent's policy.safetensors "
+                f"writes): {type(error).__name__}: {error}"
+            ) from error
         if value_head:
             policy.add_value_head()
         else:
