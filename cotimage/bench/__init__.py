@@ -52,6 +52,7 @@ def main(
         FileExistsError: before any cell runs, if ``out`` holds the report of another grid and
             ``overwrite`` is false, or a saved cell has other settings (see :func:`run`).
     """
+    preset.validate()  # a bad value is named before anything else is judged
     if not overwrite:
         report.check_replaceable(preset, out)  # before the cells run, not after
     records = run(preset, cells or out, workers, threads, progress, device)

@@ -13,6 +13,7 @@ grid, ``best-of-N`` one cell per reward; both ignore seeds and variants.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from cotimage.suites import PromptRecord
 
 BASE = "base"
-_BEST_OF = re.compile(r"best-of-(\d+)")
+_BEST_OF = re.compile(r"best-of-([1-9]\d*)")  # one spelling per N: best-of-04 would be a second name
 #: Variant names and reward slugs become file names.
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: Variant override that is no config field: the number of iterative DPO rounds in the budget.
@@ -122,8 +123,13 @@ class Variant:
         return not is_baseline(agent) and (self.agents is None or agent in self.agents)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (saved in each cell's settings)."""
+        """JSON-ready fields (saved in results.json with the preset)."""
         return {**asdict(self), "overrides": dict(self.overrides)}
+
+    def settings(self) -> dict[str, Any]:
+        """What of the variant a cell's result depends on (saved in each cell's settings): all but
+        ``agents``, which only says where else the variant applies."""
+        return {k: v for k, v in self.to_dict().items() if k != "agents"}
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,8 @@ class Preset:
         for name, value in positive.items():  # Python ints only: the preset is saved as JSON with every cell
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an int >= 1")
+        if isinstance(self.eval_seed, bool) or not isinstance(self.eval_seed, int) or self.eval_seed < 0:
+            raise ValueError(f"eval_seed={self.eval_seed!r} must be an int >= 0")
         if self.eval_every < 0:
             raise ValueError(f"eval_every={self.eval_every} must be >= 0 (0: evaluate before and after training only)")
         for suite in (self.in_domain, self.out_of_domain, self.train_suite):
@@ -258,6 +266,11 @@ class Preset:
         for cell in self.cells():
             if not is_baseline(cell.agent):
                 self._check_schedule(cell, self.config(cell))  # config() runs the config's own checks too
+            try:  # before training, not when the record is saved after it
+                json.dumps(self.cell_settings(cell))
+            except TypeError as error:
+                raise ValueError(f"cell {cell.id}: its settings cannot be saved as JSON ({error}); "
+                                 "give variants and agent_overrides Python values, not NumPy ones") from error
 
     def _check_variants_cover(self, agents: Sequence[str]) -> None:
         """Raise ``ValueError`` unless some variant applies to each trained agent of ``agents``."""
@@ -393,7 +406,12 @@ class Preset:
 
         # The checker scores every evaluation (and the scene rewards): another version is another result.
         evaluation["checker"] = CHECKER_VERSION
-        settings: dict[str, Any] = {"agent": cell.agent, "reward": cell.reward, "generator": self.generator, "eval": evaluation}
+        from cotimage.generators import weights_digest
+
+        settings: dict[str, Any] = {
+            "agent": cell.agent, "reward": cell.reward, "generator": self.generator, "eval": evaluation,
+            "generator_weights": weights_digest(self.generator),  # Janus-Pro-1B and -7B are both "janus-pro"
+        }
         if cell.reward is not None:  # retrained reward weights make a new cell, not a reuse of the old one
             from cotimage.rewards import weights_digest
 
@@ -403,7 +421,7 @@ class Preset:
         if not is_baseline(cell.agent):
             settings |= {
                 "seed": cell.seed,
-                "variant": cell.variant.to_dict(),
+                "variant": cell.variant.settings(),
                 "train_suite": self.train_suite,
                 "budget": self.budget_of(cell.agent),
                 "config": self.config(cell).to_dict(),

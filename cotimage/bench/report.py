@@ -97,20 +97,21 @@ def _improvement(preset: Preset, groups: list[dict], matrices: dict) -> list[dic
     order = {a: i for i, a in enumerate(preset.agents)}
     pairs = []
     for reward in preset.rewards:
-        for variant in preset.variants:
+        for variant in preset.variants or (None,):  # a grid of baselines only has no variant
+            name = variant.name if variant is not None else "-"
             rows = [
                 g for g in groups
-                if (g["agent"] == BASE or g["reward"] == reward) and g["variant"] in ("-", variant.name)
+                if (g["agent"] == BASE or g["reward"] == reward) and g["variant"] in ("-", name)
                 and (is_baseline(g["agent"]) or variant.applies_to(g["agent"]))
             ]
             rows.sort(key=lambda g: order[g["agent"]])
             for j, a in enumerate(rows):
                 for b in rows[:j]:
-                    if is_baseline(a["agent"]) and is_baseline(b["agent"]) and variant != preset.variants[0]:
+                    if is_baseline(a["agent"]) and is_baseline(b["agent"]) and variant not in (None, *preset.variants[:1]):
                         continue  # baselines have no variants: compared once
                     key_a, key_b = ((x["agent"], x["reward"], x["variant"]) for x in (a, b))
                     pairs.append({
-                        "reward": reward, "variant": variant.name, "a": a["agent"], "b": b["agent"],
+                        "reward": reward, "variant": name, "a": a["agent"], "b": b["agent"],
                         **{side: asdict(improvement_bootstrap(matrices[key_a, side], matrices[key_b, side], np.random.default_rng(0)))
                            for side in SIDES},
                     })
@@ -135,13 +136,16 @@ def _generalization_of(preset: Preset, previous: Path) -> tuple[list[dict], dict
 
     It costs about a minute per reward, and a rerun that skips every cell would otherwise pay it again.
     """
-    from cotimage import rewards
+    from cotimage import generators, rewards
+    from cotimage.shapes import CHECKER_VERSION
 
     key = {
+        "checker": CHECKER_VERSION,  # ranking accuracy is measured against the checker
         "rewards": {spec: rewards.weights_digest(spec) for spec in preset.rewards},
         "prompts": preset.generalization_prompts,
         "suites": [preset.in_domain, preset.out_of_domain],
         "generator": preset.generator,
+        "generator_weights": generators.weights_digest(preset.generator),
     }
     saved = json.loads(previous.read_text()) if previous.is_file() else {}
     if saved.get("generalization_key") == key:
@@ -364,10 +368,17 @@ def check_replaceable(preset: Preset, out: str | Path) -> None:
 
     Raises:
         FileExistsError: if ``out/results.json`` was made from another grid (the message names
-            the preset fields that differ) or is no report.
+            the preset fields that differ) or is no report, or ``out`` holds report files
+            (results.csv, results.md, the plots) without a results.json.
     """
     path = Path(out) / "results.json"
     if not path.is_file():
+        strays = [name for name in ("results.csv", "results.md", *PLOTS, FINDING2_PLOT) if (Path(out) / name).exists()]
+        if strays:
+            raise FileExistsError(
+                f"{out} holds {strays} without the results.json of a report; they are never replaced silently: "
+                "use another --out, or pass --overwrite (overwrite=True) to replace them"
+            )
         return
     try:
         saved = json.loads(path.read_text())["preset"]

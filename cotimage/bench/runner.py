@@ -243,14 +243,33 @@ def _saved_record(path: Path, settings: dict[str, Any]) -> dict | None:
             "it is never overwritten: use another --out, or move the file away to rerun the cell"
         )
     expected = _normalized(settings)
-    if record.get("settings") != expected:
-        saved = record.get("settings", {})
+    saved = _as_this_version_saves(record.get("settings", {}))
+    if saved != expected:
         differ = sorted(k for k in {*saved, *expected} if saved.get(k) != expected.get(k))
         raise FileExistsError(
             f"{path} was run with other settings (differing: {differ}); it is never overwritten: "
             "use another --out, or move the file away to rerun the cell"
         )
     return record
+
+
+#: The shapes generator weights every cell saved before cells recorded them (shipped unchanged since 3f0c244).
+_FIRST_SHAPES_WEIGHTS = {"shapes_generator.safetensors": "e605538435794e29"}
+
+
+def _as_this_version_saves(saved: dict[str, Any]) -> dict[str, Any]:
+    """Saved cell settings in this version's form, so that older records of the same run still match.
+
+    Older records kept the variant's ``agents`` (where else it applies, no part of the result)
+    and no ``generator_weights`` (then always the shapes weights shipped first; a Janus cell
+    without them matches nothing, and reruns).
+    """
+    saved = dict(saved)
+    if isinstance(saved.get("variant"), dict):
+        saved["variant"] = {k: v for k, v in saved["variant"].items() if k != "agents"}
+    if "generator_weights" not in saved and saved.get("generator") == "shapes":
+        saved["generator_weights"] = _FIRST_SHAPES_WEIGHTS
+    return saved
 
 
 def _init_worker(threads: int) -> None:

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from cotimage.files import file_digest
 from cotimage.generators.base import (
     DecodeState,
     Generator,
@@ -20,7 +23,7 @@ from cotimage.generators.base import (
     TokenScores,
     process_logits,
 )
-from cotimage.generators.shapes import ShapesGenerator, ShapesPolicy
+from cotimage.generators.shapes import ASSET, ShapesGenerator, ShapesPolicy
 
 
 def _janus(**kwargs: Any) -> Generator:
@@ -48,6 +51,27 @@ def load(name: str = "shapes", **kwargs: Any) -> Generator:
     return _REGISTRY[name](**kwargs)
 
 
+def weights_digest(name: str) -> dict[str, str]:
+    """Fingerprints of the weights ``load(name)`` reads, so results computed from other weights are told apart.
+
+    ``shapes``: the shipped policy file's digest. ``janus-pro``: the model directory in
+    ``$COTIMAGE_JANUS_PATH`` and its config.json's digest (Janus-Pro-1B and -7B differ there);
+    empty when the variable is unset (loading then fails, naming it).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"generator={name!r} is unknown; choose one of {names()}")
+    if name == "shapes":
+        return {ASSET.name: file_digest(ASSET)}
+    from cotimage.generators.janus import PATH_ENV  # the one other registered generator
+
+    directory = os.environ.get(PATH_ENV)
+    config = Path(directory or "") / "config.json"
+    return {"path": str(Path(directory).resolve()), "config.json": file_digest(config)} if directory and config.is_file() else {}
+
+
 def as_generator(value: Generator | Policy | str) -> Generator:
     """A generator from a generator, a name, or a bare shapes policy (wrapped with its tokenizers)."""
     if isinstance(value, Generator):
@@ -61,5 +85,5 @@ def as_generator(value: Generator | Policy | str) -> Generator:
 
 __all__ = [
     "DecodeState", "Generator", "Policy", "PromptBatch", "SampleOutput", "SamplingConfig", "ShapesGenerator",
-    "ShapesPolicy", "TokenScores", "as_generator", "load", "names", "process_logits",
+    "ShapesPolicy", "TokenScores", "as_generator", "load", "names", "process_logits", "weights_digest",
 ]

@@ -18,16 +18,15 @@ real models read local files only: ``clipscore`` (``model=``, ``checkpoint=``), 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from collections.abc import Callable
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from cotimage.files import file_digest
 from cotimage.rewards import ensemble
 from cotimage.rewards.base import RewardModel
 from cotimage.rewards.ensemble import EnsembleReward
@@ -117,12 +116,7 @@ def weights_digest(spec: str) -> dict[str, str]:
     """
     terms = [name for _, name in ensemble.parse(spec, _REGISTRY)] if ensemble.is_ensemble(spec) else [spec]
     paths = {name: shipped_weights(name) for name in terms}
-    return {name: _file_digest(path, path.stat().st_mtime_ns) for name, path in paths.items() if path.is_file()}
-
-
-@lru_cache(maxsize=64)
-def _file_digest(path: Path, mtime_ns: int) -> str:  # mtime in the key: a rewritten file is hashed again
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return {name: file_digest(path) for name, path in paths.items() if path.is_file()}
 
 
 def _lazy(module: str, attribute: str) -> Callable[..., RewardModel]:

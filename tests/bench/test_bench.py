@@ -88,6 +88,42 @@ def test_cell_settings_record_the_checker_version():
     assert all(TINY.cell_settings(cell)["eval"]["checker"] == CHECKER_VERSION for cell in TINY.cells())
 
 
+def test_cell_settings_tell_generator_weights_apart(tmp_path, monkeypatch):
+    cell = TINY.cells()[0]
+    assert TINY.cell_settings(cell)["generator_weights"] == {"shapes_generator.safetensors": runner._FIRST_SHAPES_WEIGHTS[
+        "shapes_generator.safetensors"]}  # unchanged since the first cells were saved
+    janus = dataclasses.replace(TINY, generator="janus-pro")
+    digests = []
+    for size in ("1B", "7B"):  # one generator name, two models
+        (tmp_path / size).mkdir()
+        (tmp_path / size / "config.json").write_text(json.dumps({"size": size}))
+        monkeypatch.setenv("COTIMAGE_JANUS_PATH", str(tmp_path / size))
+        digests.append(janus.cell_settings(cell)["generator_weights"])
+    assert digests[0] != digests[1] and digests[0]["path"].endswith("1B")
+
+
+def test_a_variants_other_agents_are_no_cell_setting():
+    both = dataclasses.replace(TINY, agents=("grpo", "dpo"), variants=(Variant("v", {"learning_rate": 1e-4}, agents=("grpo", "dpo")),))
+    grpo_only = both.with_agents(["grpo"])
+    cell = grpo_only.cells()[0]
+    assert grpo_only.variants[0].agents == ("grpo",) and both.cell_settings(cell) == grpo_only.cell_settings(cell)
+
+
+def test_cells_saved_by_the_previous_version_still_match(tmp_path):
+    # Before: the variant's agents in its settings, no generator_weights (the shapes weights shipped first).
+    cell = next(c for c in TINY.cells() if c.agent == "grpo")
+    settings = TINY.cell_settings(cell)
+    old = {k: v for k, v in settings.items() if k != "generator_weights"} | {"variant": {**settings["variant"], "agents": None}}
+    path = runner.cell_path(tmp_path, cell)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"format": runner.CELL_FORMAT, "settings": old, "final": {}}))
+    assert runner.load_finished(TINY, [cell], tmp_path)[cell.id]["settings"] == old
+    janus = dataclasses.replace(TINY, generator="janus-pro")
+    path.write_text(json.dumps({"format": runner.CELL_FORMAT, "settings": old | {"generator": "janus-pro"}}))
+    with pytest.raises(FileExistsError, match=r"differing: \['generator_weights'\]"):  # which Janus it was is unknown
+        runner.load_finished(janus, [cell], tmp_path)
+
+
 def test_grids_sharing_a_cell_store_reuse_its_cells(grid, tmp_path, monkeypatch):
     store, results = grid
     monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a shared cell ran again"))
@@ -165,6 +201,10 @@ def test_a_cell_file_of_another_format_is_refused_naming_both_formats(grid, tmp_
         ({"agent_overrides": {"grpo": {"nope": 1}}}, r"agent_overrides\['grpo'\]: \['nope'\] are no config field of grpo; fields: \["),
         ({"variants": ()}, r"no variant of preset 'tiny' applies to \['grpo'\]"),
         ({"variants": (Variant(), Variant())}, "must have distinct names"),
+        ({"agents": ("best-of-04",)}, "agent='best-of-04' is unknown"),  # best-of-4 has one name
+        ({"eval_seed": -1}, "eval_seed=-1 must be an int >= 0"),
+        ({"variants": (Variant("v", {"learning_rate": np.float32(1e-4)}),)},
+         r"cell grpo__scene__v__s0: its settings cannot be saved as JSON"),  # found before training, not after
     ],
 )
 def test_bad_grids_raise_naming_the_allowed_values(change, message):
@@ -252,6 +292,9 @@ def test_finding2_ranking_accuracy_is_reused_until_its_inputs_change(grid, tmp_p
     monkeypatch.setattr(bench.report, "generalization", lambda p: calls.append(p) or first)
     bench.report.write_report(dataclasses.replace(preset, generalization_prompts=6), records, tmp_path, overwrite=True)
     assert len(calls) == 1
+    monkeypatch.setattr("cotimage.shapes.CHECKER_VERSION", 99)  # accuracy against another checker
+    bench.report.write_report(dataclasses.replace(preset, generalization_prompts=6), records, tmp_path)
+    assert len(calls) == 2
 
 
 def test_a_report_of_another_grid_is_replaced_only_with_overwrite(grid, tmp_path, monkeypatch):
@@ -269,6 +312,29 @@ def test_a_report_of_another_grid_is_replaced_only_with_overwrite(grid, tmp_path
     results = bench.main(narrower, tmp_path, progress=False, cells=store, overwrite=True)
     assert [g["agent"] for g in json.loads((tmp_path / "results.json").read_text())["groups"]] == ["base", "grpo"]
     assert [g["agent"] for g in results["groups"]] == ["base", "grpo"]
+
+
+def test_a_grid_of_baselines_without_variants_still_compares_them(grid):
+    out, results = grid
+    baselines = dataclasses.replace(TINY, variants=(Variant("v", agents=("grpo",)),)).with_agents(["base", "best-of-2"])
+    assert baselines.variants == ()
+    pairs = bench.report.aggregate(baselines, runner.load_finished(baselines, baselines.cells(), out))["improvement"]
+    expected = next(p for p in results["improvement"] if (p["a"], p["b"]) == ("best-of-2", "base"))
+    assert [(p["a"], p["b"], p["variant"]) for p in pairs] == [("best-of-2", "base", "-")]
+    assert pairs[0]["in_domain"] == expected["in_domain"]
+
+
+def test_report_files_without_a_results_json_are_not_replaced(grid, tmp_path):
+    (tmp_path / "results.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match=r"holds \['results.md'\] without the results.json of a report"):
+        bench.report.check_replaceable(TINY, tmp_path)
+    assert (tmp_path / "results.md").read_text() == "my notes"
+
+
+def test_a_bad_value_is_named_before_the_report_in_out_is_judged(grid, tmp_path):
+    out, _ = grid  # holds TINY's report: a changed grid would be refused as another grid's
+    with pytest.raises(ValueError, match="seeds=0 must be an int >= 1"):
+        bench.main(dataclasses.replace(TINY, seeds=0), out, progress=False)
 
 
 def test_a_plot_the_report_no_longer_draws_is_removed(grid, tmp_path):
