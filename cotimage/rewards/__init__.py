@@ -19,6 +19,7 @@ real models read local files only: ``clipscore`` (``model=``, ``checkpoint=``), 
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Callable
 from functools import partial
@@ -96,7 +97,14 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
         return ensemble.build(spec, make, _REGISTRY, **kwargs)
     if not isinstance(spec, str) or spec not in _REGISTRY:
         raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()} (or pass a callable)")
-    model = _REGISTRY[spec](**kwargs)
+    factory = _REGISTRY[spec]
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as error:  # e.g. make("scene-strict", batch_size=8): the factory takes no such argument
+        raise ValueError(f"reward {spec!r}: {error}") from error
+    except ValueError:  # a callable without a signature: its own call checks the arguments
+        pass
+    model = factory(**kwargs)
     if not isinstance(model, RewardModel):  # a factory may return f(images, prompts), as make() takes one
         if not callable(model):
             raise ValueError(f"reward {spec!r}: its factory returned {type(model).__name__}, not a RewardModel or callable")
@@ -112,9 +120,11 @@ def weights_digest(spec: str) -> dict[str, str]:
     this with a run's settings, so retrained weights under the same name never pass for the old.
 
     Raises:
-        ValueError: for a malformed ensemble spec (see :func:`make`).
+        ValueError: for an unknown name or a malformed ensemble spec (see :func:`make`).
     """
     terms = [name for _, name in ensemble.parse(spec, _REGISTRY)] if ensemble.is_ensemble(spec) else [spec]
+    if terms[0] not in _REGISTRY:
+        raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()}")
     paths = {name: shipped_weights(name) for name in terms}
     return {name: file_digest(path) for name, path in paths.items() if path.is_file()}
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cotimage.checks import is_int
 from cotimage.rewards.base import RewardModel
 
 
@@ -25,9 +26,9 @@ class NoiseReward(RewardModel):
     name, range = "noise", (0.0, 1.0)
 
     def __init__(self, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"reward 'noise': seed={seed!r} must be an int >= 0")
-        self.key = seed.to_bytes(8, "little")
+        if not is_int(seed) or not 0 <= seed < 2**64:
+            raise ValueError(f"reward 'noise': seed={seed!r} must be an int in [0, 2**64)")
+        self.key = int(seed).to_bytes(8, "little")
 
     def score(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:
         digests = (hashlib.blake2b(image.tobytes(), digest_size=8, key=self.key).digest() for image in images)

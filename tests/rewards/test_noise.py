@@ -24,8 +24,10 @@ def test_noise_seed_gives_other_scores_and_is_checked():
     images = random_images(100)
     a, b = rewards.make("noise")(images, ["x"] * 100), rewards.make("noise", seed=1)(images, ["x"] * 100)
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.3
-    with pytest.raises(ValueError, match=r"reward 'noise': seed=-1 must be an int >= 0"):
-        rewards.make("noise", seed=-1)
+    for bad in (-1, 2**64, 1.5):
+        with pytest.raises(ValueError, match=rf"reward 'noise': seed={bad!r} must be an int in \[0, 2\*\*64\)"):
+            rewards.make("noise", seed=bad)
+    np.testing.assert_array_equal(rewards.make("noise", seed=np.int64(1))(images, ["x"] * 100), b)
 
 
 def test_a_weighted_noise_term_gives_distinct_scores_within_its_weight():

@@ -56,6 +56,13 @@ def test_make_passes_models_through_and_wraps_callables():
     assert isinstance(wrapped, FunctionReward) and wrapped.name == "<lambda>"
 
 
+def test_an_argument_the_factory_does_not_take_is_named():
+    with pytest.raises(ValueError, match="reward 'scene-strict': got an unexpected keyword argument 'batch_size'"):
+        rewards.make("scene-strict", batch_size=8)
+    with pytest.raises(ValueError, match="reward='nope' is unknown"):
+        rewards.weights_digest("nope")
+
+
 def test_make_rejects_a_class_and_arguments_it_would_ignore():
     with pytest.raises(ValueError, match=r"reward=FunctionReward is a class; pass an instance"):
         rewards.make(FunctionReward)
