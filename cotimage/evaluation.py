@@ -84,11 +84,12 @@ def evaluate(
         policy_or_generator: A generator, a generator name, or a shapes policy.
         suite: Suite name (see :data:`cotimage.suites.NAMES`).
         images_per_prompt: Images sampled per prompt (GenEval uses 4).
-        seed: Seeds sampling and the bootstrap: the same seed gives the same result.
+        seed: Seeds sampling and the bootstrap: the same seed (and ``batch_size``) gives the same result.
         reward: Reward name, model or callable.
         sampling: Sampling configuration; default: the generator's own.
         max_prompts: Evaluate on the first ``max_prompts`` prompts of each category only.
-        batch_size: Images sampled per batch.
+        batch_size: Images sampled per batch. One seeded sampler runs through the batches, so
+            another batch size draws other samples (scores differ within their noise).
         grid_path: Write a PNG grid of the first 16 prompts' samples here.
         progress: Show a progress bar.
 

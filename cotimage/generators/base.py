@@ -23,6 +23,7 @@ with ``cfg_weight=1`` to ``log_prob`` for that. Agents expose the choice as a co
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +31,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from cotimage.checks import is_int
+
+#: The largest classifier-free guidance weight: far beyond any used (Janus-Pro samples with 5),
+#: far below what overflows float32 logits.
+MAX_CFG_WEIGHT = 1e4
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,14 @@ class SamplingConfig:
     cfg_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"temperature={self.temperature} must be > 0")
-        if self.top_k is not None and (
-            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
-        ):
+        if not _is_real(self.temperature) or not 0 < self.temperature < np.inf:
+            raise ValueError(f"temperature={self.temperature!r} must be a finite number > 0")
+        if self.top_k is not None and (not is_int(self.top_k) or self.top_k < 1):
             raise ValueError(f"top_k={self.top_k!r} must be None or an int >= 1")
-        if not np.isfinite(self.cfg_weight) or self.cfg_weight < 0:
-            raise ValueError(f"cfg_weight={self.cfg_weight} must be a finite number >= 0")
+        # float32 bound: guidance multiplies logit differences, and a larger weight overflows them.
+        if not _is_real(self.cfg_weight) or not 0 <= self.cfg_weight <= MAX_CFG_WEIGHT:
+            raise ValueError(f"cfg_weight={self.cfg_weight!r} must be a number in [0, {MAX_CFG_WEIGHT:g}]")
+        object.__setattr__(self, "top_k", None if self.top_k is None else int(self.top_k))
 
     @property
     def guided(self) -> bool:
@@ -67,8 +78,9 @@ class SamplingConfig:
 
 def process_logits(cond: torch.Tensor, uncond: torch.Tensor | None, sampling: SamplingConfig) -> torch.Tensor:
     """Raw logits (..., K) -> log-probabilities of the sampling distribution (..., K)."""
-    logits = cond if uncond is None else uncond + sampling.cfg_weight * (cond - uncond)
-    logits = logits.float() / sampling.temperature
+    cond = cond.float()  # guidance in float32: in bf16 its rounding error is scaled by the weight
+    logits = cond if uncond is None else uncond.float() + sampling.cfg_weight * (cond - uncond.float())
+    logits = logits / sampling.temperature
     if sampling.top_k is not None and sampling.top_k < logits.shape[-1]:
         kth = logits.topk(sampling.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -240,11 +240,15 @@ class ShapesPolicy(Policy):
         tokens = tokens.to(log_probs.device)
         return TokenScores(log_probs.gather(-1, tokens[..., None]).squeeze(-1), entropy, values)
 
+    @torch.no_grad()
     def next_log_probs(self, prompts: PromptBatch, tokens: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
         """One forward pass over the whole prefix (no cache): the recomputation baseline."""
         self.check_tokens(tokens)
-        if tokens.shape[1] >= self.cfg.image_tokens:
-            raise ValueError(f"tokens must hold fewer than {self.cfg.image_tokens} tokens to have a next one")
+        if tokens.ndim != 2 or tokens.shape[0] != len(prompts) or tokens.shape[1] >= self.cfg.image_tokens:
+            raise ValueError(
+                f"tokens must have shape ({len(prompts)}, t) with t < {self.cfg.image_tokens} to have a next one, "
+                f"got {tuple(tokens.shape)}"
+            )
         return self._teacher_forced(prompts, tokens, sampling)[0][:, -1]
 
     def frozen_reference(self) -> ShapesPolicy:
@@ -301,6 +305,8 @@ class ShapesGenerator(Generator):
         policy: Use this policy instead of loading weights (e.g. an untrained one in tests);
             then ``weights`` and ``value_head`` must be left at their defaults.
         device: Where the policy runs (``"cpu"``, ``"cuda"``, ...); the VQ decodes on the CPU.
+            ``None``: a given policy stays where it is, loaded weights go to the CPU. A given
+            policy is moved in place (``nn.Module.to``), so it is only moved when asked.
     """
 
     def __init__(
@@ -308,12 +314,13 @@ class ShapesGenerator(Generator):
         weights: str | Path | None = None,
         value_head: bool = False,
         policy: ShapesPolicy | None = None,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
     ) -> None:
         if policy is not None and (weights is not None or value_head):
             raise ValueError("pass either policy or weights / value_head: a given policy is used as it is")
-        policy = policy if policy is not None else ShapesPolicy.load(weights or ASSET, value_head=value_head)
-        self.policy = policy.to(device)
+        if policy is None:
+            policy = ShapesPolicy.load(weights or ASSET, value_head=value_head).to(device or "cpu")
+        self.policy = policy if device is None else policy.to(device)
         self.tokenizer = WordTokenizer(self.policy.cfg.prompt_tokens - 1)
         self.vq = PatchVQ.load()
         if self.vq.codebook_size != self.policy.codebook_size or self.vq.num_tokens != self.policy.num_image_tokens:

@@ -95,6 +95,10 @@ def test_value_head_starts_at_zero():
         (lambda: SamplingConfig(temperature=0), "temperature"),
         (lambda: SamplingConfig(top_k=0), "top_k"),
         (lambda: SamplingConfig(cfg_weight=-1), "cfg_weight"),
+        (lambda: SamplingConfig(temperature=float("inf")), r"temperature=inf must be a finite number > 0"),  # would drop top_k
+        (lambda: SamplingConfig(temperature=None), "temperature=None must be a finite number"),
+        (lambda: SamplingConfig(cfg_weight=1e300), r"cfg_weight=1e\+300 must be a number in \[0, 10000\]"),  # NaN in float32
+        (lambda: SamplingConfig(cfg_weight="2"), "cfg_weight='2' must be a number"),
         (lambda: ShapesGenerator(policy=ShapesGenerator().policy, value_head=True), "either policy or weights"),
     ],
 )
@@ -119,8 +123,30 @@ def test_next_log_probs_recomputation_equals_the_cache(tiny, prompts):
     for t in range(4):
         tiny.advance(state, tokens[:, t])
     torch.testing.assert_close(tiny.next_log_probs(prompts, tokens[:, :4], sampling), state.log_probs, atol=1e-4, rtol=0)
-    with pytest.raises(ValueError, match="fewer than 64"):
+    assert not tiny.next_log_probs(prompts, tokens[:, :4], sampling).requires_grad  # an acting path keeps no graph
+    with pytest.raises(ValueError, match=r"shape \(3, t\) with t < 64"):
         tiny.next_log_probs(prompts, tokens, sampling)
+    with pytest.raises(ValueError, match=r"got \(2, 4\)"):
+        tiny.next_log_probs(prompts, tokens[:2, :4], sampling)
+
+
+def test_sampling_config_takes_a_numpy_top_k_as_an_int():
+    assert SamplingConfig(top_k=np.int64(5)) == SamplingConfig(top_k=5)
+
+
+def test_a_given_policy_stays_on_its_device_unless_one_is_asked(tiny, monkeypatch):
+    moves = []
+    monkeypatch.setattr(type(tiny), "to", lambda self, *args, **kw: moves.append(args) or self)
+    assert generators.as_generator(tiny).policy is tiny and moves == []  # a CUDA policy is not pulled to the CPU
+    ShapesGenerator(policy=tiny, device="cpu")
+    assert moves == [("cpu",)]
+
+
+def test_guidance_is_combined_in_float32():
+    cond, uncond = torch.randn(4, 256).bfloat16(), torch.randn(4, 256).bfloat16()
+    sampling = SamplingConfig(cfg_weight=5.0)
+    expected = generators.process_logits(cond.float(), uncond.float(), sampling)
+    torch.testing.assert_close(generators.process_logits(cond, uncond, sampling), expected)
 
 
 @pytest.mark.parametrize("sampling", [SamplingConfig(), SamplingConfig(cfg_weight=3.0)], ids=["plain", "guided"])
