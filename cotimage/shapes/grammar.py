@@ -31,7 +31,6 @@ OPENERS = ("an image of", "a picture of", "a drawing of", "a scene with", "draw"
 CLOSERS = ("on a black background", "in the picture")
 #: The GenEval-style opener; the compbench writer never uses it (tests check).
 GENEVAL_OPENER = "a photo of"
-FILLERS = JOINERS + VERBS + OPENERS + CLOSERS + (GENEVAL_OPENER,)
 
 
 def _build_lexicon() -> dict[tuple[str, ...], tuple[str, Any]]:
@@ -60,8 +59,9 @@ def _build_lexicon() -> dict[tuple[str, ...], tuple[str, Any]]:
             add(phrase, "relation", relation)
     for phrase in POSTCOLOR_PHRASES:
         add(phrase, "postcolor", None)
-    for phrase in FILLERS:
-        add(phrase, "filler", None)
+    for kind, phrases in (("joiner", JOINERS), ("verb", VERBS), ("opener", (*OPENERS, GENEVAL_OPENER)), ("closer", CLOSERS)):
+        for phrase in phrases:
+            add(phrase, kind, None)
     return lexicon
 
 
@@ -77,12 +77,16 @@ def words(text: str) -> list[str]:
 
 
 def _phrases(text: str) -> list[tuple[str, Any, str]]:
-    tokens = [w for w in words(text) if w != ","]
+    tokens = words(text)
     leftover = re.sub(r"[a-z]+|,|\s|\.", "", text.lower())
     if leftover:
         raise ValueError(f"prompt has characters outside the grammar: {leftover!r} in {text!r}")
     out, i = [], 0
     while i < len(tokens):
+        if tokens[i] == ",":
+            out.append(("joiner", None, ","))
+            i += 1
+            continue
         for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
             key = tuple(tokens[i : i + n])
             if key in LEXICON:
@@ -99,10 +103,16 @@ def _phrases(text: str) -> list[tuple[str, Any, str]]:
 def parse(text: str) -> SceneSpec:
     """Parse a prompt into a :class:`SceneSpec`.
 
-    A relation phrase relates the noun phrase before it to the one after it.
+    A relation phrase relates the noun phrase before it to the one after it. Noun phrases
+    are separated by a comma, a joiner ("and", "as well as", ...) or a relation; a count of
+    one takes a singular noun and a larger count a plural; an opener ("a photo of", "draw")
+    may only begin the prompt, a closer ("on a black background") only end it, and a verb
+    ("sits") only come before a relation.
 
     Raises:
-        ValueError: for an unknown word, a dangling attribute or relation, or an invalid scene.
+        ValueError: for an unknown word, a dangling attribute or relation, a phrase out of its
+            place, a count that disagrees with its noun, or an invalid scene; the message
+            quotes the prompt.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"prompt must be a non-empty string, got {text!r}")
@@ -110,8 +120,13 @@ def parse(text: str) -> SceneSpec:
     relations: list[Relation] = []
     attrs: dict[str, Any] = {}
     pending_relation: tuple[int, str] | None = None
-    expect_color = False
+    expect_color = separated = closed = False
+    previous = None  # the previous phrase's kind
     for kind, value, phrase in _phrases(text):
+        if closed and kind != "closer":
+            raise ValueError(f"prompt {text!r}: {phrase!r} follows the closing phrase")
+        if previous == "verb" and kind != "relation":
+            raise ValueError(f"prompt {text!r}: a verb must come before a relation, not before {phrase!r}")
         if expect_color:
             if kind != "color":
                 raise ValueError(f"prompt {text!r}: expected a color after 'that is/in', got {phrase!r}")
@@ -125,20 +140,41 @@ def parse(text: str) -> SceneSpec:
                 raise ValueError(f"prompt {text!r}: two {kind}s before one shape ({phrase!r})")
             attrs[kind] = value
         elif kind == "shape":
-            objects.append(ObjectSpec(value, attrs.get("color"), attrs.get("size"), attrs.get("count", 1)))
-            attrs = {}
+            if objects and not separated and pending_relation is None:
+                raise ValueError(f"prompt {text!r}: {phrase!r} must be joined to the object before it "
+                                 "(a comma, 'and', ... or a relation)")
+            count = attrs.get("count", 1)
+            if (phrase == PLURALS[value]) != (count > 1):
+                raise ValueError(f"prompt {text!r}: a count of {count} takes {'the plural' if count > 1 else 'one'} "
+                                 f"{PLURALS[value] if count > 1 else value!r}, not {phrase!r}")
+            objects.append(ObjectSpec(value, attrs.get("color"), attrs.get("size"), count))
+            attrs, separated = {}, False
             if pending_relation is not None:
-                relations.append(Relation(pending_relation[0], pending_relation[1], len(objects) - 1))
+                subject, relation = pending_relation
+                if objects[subject].count != 1 or count != 1:
+                    raise ValueError(f"prompt {text!r}: a relation ({relation!r}) holds between single objects, "
+                                     f"not groups of {objects[subject].count} and {count}")
+                relations.append(Relation(subject, relation, len(objects) - 1))
                 pending_relation = None
         elif kind == "relation":
-            if not objects or attrs or pending_relation is not None:
+            if not objects or attrs or pending_relation is not None or separated:
                 raise ValueError(f"prompt {text!r}: relation {phrase!r} needs an object before it")
             pending_relation = (len(objects) - 1, value)
         elif kind == "postcolor":
-            if not objects or attrs:
+            if not objects or attrs or separated or previous != "shape":
                 raise ValueError(f"prompt {text!r}: {phrase!r} must follow a shape")
             expect_color = True
-    if attrs or expect_color or pending_relation is not None:
+        elif kind == "joiner":
+            if not objects or attrs or pending_relation is not None:
+                raise ValueError(f"prompt {text!r}: {phrase!r} must come between two objects")
+            separated = True
+        elif kind == "opener":
+            if previous is not None:
+                raise ValueError(f"prompt {text!r}: {phrase!r} may only begin the prompt")
+        elif kind == "closer":
+            closed = True
+        previous = kind
+    if attrs or expect_color or pending_relation is not None or separated or previous == "verb":
         raise ValueError(f"prompt {text!r} ends before its last object is complete")
     if not objects:
         raise ValueError(f"prompt {text!r} names no shape; known shapes: {list(SHAPES)}")

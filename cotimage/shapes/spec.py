@@ -48,10 +48,13 @@ def _require(field_name: str, value: Any, allowed) -> None:
 
 def as_rng(value: int | np.random.Generator | None, name: str) -> np.random.Generator:
     """``np.random.default_rng(value)``; a bad seed raises a ValueError naming the argument ``name``."""
+    allowed = "None, an int >= 0, a sequence of them or a numpy Generator"
+    if isinstance(value, (bool, np.bool_)):  # numpy would read True as 1
+        raise ValueError(f"{name}={value!r} must be {allowed}")
     try:
         return np.random.default_rng(value)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name}={value!r} must be None, an int >= 0 or a numpy Generator ({error})") from None
+        raise ValueError(f"{name}={value!r} must be {allowed} ({error})") from None
 
 
 def _as_int(field_name: str, value: Any, allowed: str) -> int:
@@ -100,6 +103,17 @@ class Relation:
             object.__setattr__(self, name, index)
 
 
+def _has_cycle(edges: list[tuple[int, int]]) -> bool:
+    """Whether the directed graph ``edges`` ("a comes before b") has a cycle, so no order satisfies it."""
+    remaining = set(edges)
+    while remaining:
+        sinks = {b for _, b in remaining} - {a for a, _ in remaining}
+        if not sinks:
+            return True
+        remaining = {(a, b) for a, b in remaining if b not in sinks}
+    return False
+
+
 @dataclass(frozen=True)
 class SceneSpec:
     """What an image must show: object groups and relations between them.
@@ -138,6 +152,11 @@ class SceneSpec:
             if pair in pairs:
                 raise ValueError(f"relations may relate a pair of objects once, got {sorted(pair)} twice")
             pairs.add(pair)
+        for axis in (("left of", "right of"), ("above", "below")):
+            if _has_cycle([(r.subject, r.object) if r.relation == axis[0] else (r.object, r.subject)
+                           for r in self.relations if r.relation in axis]):
+                raise ValueError(f"relations cannot all hold: their {' / '.join(axis)} order goes round in a circle, "
+                                 f"{[(r.subject, r.relation, r.object) for r in self.relations]}")
 
     @property
     def num_objects(self) -> int:
@@ -203,7 +222,10 @@ class Alteration:
 
 
 def alterations(spec: SceneSpec) -> list[Alteration]:
-    """Every minimal alteration of ``spec`` that is a valid spec, in a fixed order.
+    """Every minimal alteration of ``spec`` of the four kinds below that is a valid spec, in a fixed order.
+
+    Sizes are not altered (a group's size is its own criterion, checked like a colour): the
+    kinds and their order are what the shipped reward models' hard negatives were drawn from.
 
     An image that satisfies ``spec`` contradicts each of them, so a checker should reject
     it against any of them (tests and ``benchmarks/world.py`` measure that):

@@ -63,7 +63,7 @@ class PatchVQ(nn.Module):
 
         Returns a numpy array for numpy input and a tensor for tensor input.
         """
-        x = torch.as_tensor(images)
+        x = torch.as_tensor(np.ascontiguousarray(images) if isinstance(images, np.ndarray) else images)  # mirrored views too
         shape = (self.image_size, self.image_size, 3)
         if x.ndim != 4 or tuple(x.shape[1:]) != shape or x.dtype != torch.uint8:
             raise ValueError(
@@ -79,13 +79,16 @@ class PatchVQ(nn.Module):
 
         Returns a numpy array for numpy input and a tensor for tensor input.
         """
-        t = torch.as_tensor(tokens)
+        t = torch.as_tensor(np.ascontiguousarray(tokens) if isinstance(tokens, np.ndarray) else tokens)
         integer = not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
         if t.ndim != 2 or t.shape[1] != self.num_tokens or not integer:
             raise ValueError(f"tokens must be integers of shape (B, {self.num_tokens}), got {t.dtype} {tuple(t.shape)}")
+        if t.numel():  # the range in Python ints: a huge unsigned token would wrap in int64
+            values = t.cpu().numpy() if t.dtype.is_signed or t.dtype == torch.uint8 else np.asarray(tokens)
+            low, high = int(values.min()), int(values.max())
+            if low < 0 or high >= self.codebook_size:
+                raise ValueError(f"tokens must lie in [0, {self.codebook_size}), got [{low}, {high}]")
         t = t.long()
-        if t.numel() and (t.min() < 0 or t.max() >= self.codebook_size):
-            raise ValueError(f"tokens must lie in [0, {self.codebook_size}), got [{int(t.min())}, {int(t.max())}]")
         b, g, p = t.shape[0], self.grid, self.patch
         x = self.codebook[t.to(self.codebook.device)].round().clamp(0, 255).to(torch.uint8)
         x = x.reshape(b, g, g, p, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(b, self.image_size, self.image_size, 3)

@@ -89,6 +89,25 @@ def test_dangling_or_misplaced_attribute_rejected(prompt, match):
         parse(prompt)
 
 
+@pytest.mark.parametrize(
+    "prompt, match",
+    [
+        ("a circles", "a count of 1 takes one 'circle', not 'circles'"),
+        ("two circle", "a count of 2 takes the plural 'circles', not 'circle'"),
+        ("a circle square", "'square' must be joined to the object before it"),
+        ("a circle and", "ends before its last object"),
+        ("and a circle", "'and' must come between two objects"),
+        ("a circle above is a square", "a verb must come before a relation"),
+        ("a circle there is a square", "'there is' may only begin the prompt"),
+        ("a circle on a black background and a square", "follows the closing phrase"),
+        ("two circles to the left of a square", r"a relation \('left of'\) holds between single objects, not groups of 2 and 1"),
+    ],
+)
+def test_ungrammatical_prompts_are_named_not_read_as_another_scene(prompt, match):
+    with pytest.raises(ValueError, match=match):
+        parse(prompt)
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", None])
 def test_empty_prompt_rejected(prompt):
     with pytest.raises(ValueError, match="non-empty string"):
@@ -137,5 +156,5 @@ def test_describe_takes_a_prompt_or_spec_dict_as_render_and_check_do():
 
 
 def test_describe_names_a_bad_rng():
-    with pytest.raises(ValueError, match="^rng=-1 must be None, an int >= 0 or a numpy Generator"):
+    with pytest.raises(ValueError, match="^rng=-1 must be None, an int >= 0, a sequence of them or a numpy Generator"):
         describe("a circle", -1)

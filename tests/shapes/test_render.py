@@ -57,5 +57,5 @@ def test_impossible_scene_raises():
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0"])
 def test_a_bad_seed_is_named(seed):
-    with pytest.raises(ValueError, match=rf"^seed={seed!r} must be None, an int >= 0 or a numpy Generator"):
+    with pytest.raises(ValueError, match=rf"^seed={seed!r} must be None, an int >= 0, a sequence of them or a numpy Generator"):
         render(PROMPT, seed=seed)

@@ -101,6 +101,16 @@ def test_pair_related_twice_rejected():
         SceneSpec(objects, (Relation(0, "above", 1), Relation(1, "left of", 0)))
 
 
+def test_relations_that_cannot_all_hold_are_rejected():
+    objects = (ObjectSpec("circle"), ObjectSpec("square"), ObjectSpec("cross"))
+    cycle = (Relation(0, "left of", 1), Relation(1, "left of", 2), Relation(2, "left of", 0))
+    with pytest.raises(ValueError, match="relations cannot all hold: their left of / right of order goes round"):
+        SceneSpec(objects, cycle)
+    with pytest.raises(ValueError, match="above / below"):
+        SceneSpec(objects, (Relation(0, "above", 1), Relation(2, "below", 1), Relation(0, "below", 2)))
+    SceneSpec(objects, (Relation(0, "left of", 1), Relation(2, "right of", 1), Relation(0, "above", 2)))  # consistent
+
+
 def test_relations_must_be_relation_items():
     with pytest.raises(ValueError, match="relations must hold Relation"):
         SceneSpec((ObjectSpec("circle"), ObjectSpec("square")), ((0, "left of", 1),))
@@ -182,5 +192,7 @@ def test_alter_skips_undrawable_alterations():
 
 
 def test_alter_names_a_bad_rng():
-    with pytest.raises(ValueError, match="^rng=-1 must be None, an int >= 0 or a numpy Generator"):
+    with pytest.raises(ValueError, match="^rng=-1 must be None, an int >= 0, a sequence of them or a numpy Generator"):
         alter(pair(), -1)
+    with pytest.raises(ValueError, match="^rng=True must be"):  # numpy would read it as 1
+        alter(pair(), True)

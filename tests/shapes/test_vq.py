@@ -48,6 +48,18 @@ def test_tensor_in_tensor_out(vq, images):
     np.testing.assert_array_equal(decoded.numpy(), vq.decode(vq.encode(images)))
 
 
+def test_a_mirrored_view_encodes_like_its_copy(vq, images):
+    mirrored = images[:, :, ::-1]  # negative strides, which torch.as_tensor refuses
+    np.testing.assert_array_equal(vq.encode(mirrored), vq.encode(mirrored.copy()))
+
+
+def test_a_huge_unsigned_token_is_reported_as_it_is(vq):
+    tokens = np.zeros((1, 64), np.uint64)
+    tokens[0, 0] = 2**63 + 5
+    with pytest.raises(ValueError, match=rf"got \[0, {2**63 + 5}\]"):  # not wrapped to a negative int64
+        vq.decode(tokens)
+
+
 @pytest.mark.parametrize("bad", [256, -1])
 def test_decode_rejects_out_of_range_tokens(vq, bad):
     tokens = np.zeros((1, 64), np.int64)
