@@ -23,9 +23,13 @@ class Interval:
 def stratified_bootstrap(
     groups: list[np.ndarray], statistic: Callable[[list[np.ndarray]], float], rng: np.random.Generator, n: int = 1000
 ) -> Interval:
-    """95% percentile interval of ``statistic`` resampling each group with replacement."""
+    """95% percentile interval of ``statistic`` resampling each group with replacement.
+
+    A resample on which ``statistic`` is NaN (a ranking accuracy of resampled prompts without a
+    pair) carries no value and is left out of the interval.
+    """
     values = [statistic([g[rng.integers(len(g), size=len(g))] for g in groups]) for _ in range(n)]
-    low, high = np.percentile(values, [2.5, 97.5])
+    low, high = np.nanpercentile(values, [2.5, 97.5])
     return Interval(float(statistic(groups)), float(low), float(high))
 
 

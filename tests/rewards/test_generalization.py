@@ -91,6 +91,12 @@ def test_a_lone_prompt_per_category_still_gets_an_interval():
     assert interval.low < interval.mean < interval.high
 
 
+def test_resamples_without_a_pair_leave_the_interval_finite():
+    scene = generalization("scene", suites="shapes/geneval", prompts_per_suite=4, images_per_prompt=3, seed=5)
+    interval = scene.accuracy["shapes/geneval"]  # most prompts have no pair: many resamples hold none
+    assert interval.low == interval.mean == interval.high == 1.0
+
+
 def test_one_suite_may_be_named_alone():
     result = generalization("scene", suites="shapes/geneval", **SMALL)
     assert list(result.accuracy) == ["shapes/geneval"]
