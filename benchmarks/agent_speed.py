@@ -27,6 +27,7 @@ import sys
 import time
 
 from benchmarks.common import append_result, peak_rss_mib
+from cotimage.cli import parse_count
 
 BATCH = {"sb3ppo": 16}  # SB3PPO: 16 envs x n_steps 64 tokens = one image per env per update
 
@@ -74,18 +75,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", nargs="+", default=["grpo", "dpo", "ppo", "reinforce", "sb3ppo"],
                         help="registered agents, each optionally with config fields: ppo:n_epochs=1,minibatch_size=64")
-    parser.add_argument("--updates", type=int, default=2)
+    parser.add_argument("--updates", type=parse_count, default=2)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one agent, print JSON
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.updates)))
         return
-    results = {}
+    results, failed = {}, {}
     for name in args.agents:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.agent_speed", "--one", name, "--updates", str(args.updates)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True,
         )
+        if out.returncode:  # say why, and keep the agents measured so far
+            failed[name] = (out.stderr.strip().splitlines() or ["no error output"])[-1]
+            print(f"{name} failed: {out.stderr.strip()}", file=sys.stderr, flush=True)
+            continue
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(name, results[name], flush=True)
     base = results.get("sb3ppo", {}).get("env_steps_per_s")
@@ -96,7 +101,10 @@ def main() -> None:
         share = "-" if math.isnan(r["rollout_fraction"]) else f"{r['rollout_fraction']:.0%}"  # SB3PPO logs none
         print(f"| {name} | {r['env_steps_per_s']:.0f} | {r['images_per_s']:.2f} | {ratio} | {share} "
               f"| {r['gflop_per_image']:.2f} | {r['gflop_per_image'] * r['images_per_s']:.0f} | {r['peak_rss_mib']:.0f} |")
-    print(f"appended to {append_result('agent_speed', {'updates': args.updates, 'agents': results, 'driver_rss_mib': peak_rss_mib()})}")
+    figures = {"updates": args.updates, "agents": results, **({"failed": failed} if failed else {}), "driver_rss_mib": peak_rss_mib()}
+    print(f"appended to {append_result('agent_speed', figures)}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

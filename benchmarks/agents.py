@@ -18,16 +18,17 @@ import torch
 from benchmarks.common import append_result, peak_rss_mib
 from cotimage.agents import registry
 from cotimage.bench.settings import AGENT_SETTINGS as SETTINGS  # tuned in one place, shared with cotimage bench
+from cotimage.cli import parse_count
 from cotimage.evaluation import evaluate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", nargs="+", default=["grpo", "reinforce", "ppo", "dpo"], choices=list(SETTINGS))
-    parser.add_argument("--total-images", type=int, default=4096)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--eval-prompts", type=int, default=100, help="compbench-val prompts per category")
-    parser.add_argument("--images-per-prompt", type=int, default=2)
+    parser.add_argument("--total-images", type=parse_count, default=4096)
+    parser.add_argument("--batch-size", type=parse_count, default=64)
+    parser.add_argument("--eval-prompts", type=parse_count, default=100, help="compbench-val prompts per category")
+    parser.add_argument("--images-per-prompt", type=parse_count, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=None, help="override every agent's learning rate")
     args = parser.parse_args()
@@ -41,7 +42,7 @@ def main() -> None:
     for name in args.agents:
         cls = agents[name]
         batch = 16 if name == "sb3ppo" else args.batch_size
-        settings = {**SETTINGS[name], **({"learning_rate": args.learning_rate} if args.learning_rate else {})}
+        settings = {**SETTINGS[name], **({"learning_rate": args.learning_rate} if args.learning_rate is not None else {})}
         config = cls.config_class(batch_size=batch, **settings)
         agent = cls(config=config, env_kwargs={"suite": "shapes/compbench-train"}, seed=args.seed)
         if before is None:

@@ -83,12 +83,10 @@ def saved_activation_bytes(module: torch.nn.Module, run: Callable[[], torch.Tens
 def append_result(name: str, figures: dict) -> Path:
     """Append one JSON line (timestamp, commit, machine, checker version, figures) to ``results/<name>.jsonl``."""
     RESULTS.mkdir(exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
     row = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "commit": commit + ("-dirty" if dirty else ""),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "commit": commit_id(),
+        "machine": f"{platform.machine()}, {cpu_model()}, {torch.get_num_threads()} torch threads",
         "checker": CHECKER_VERSION,  # scores and rankings against the checker change with it
         **figures,
     }
@@ -96,3 +94,31 @@ def append_result(name: str, figures: dict) -> Path:
     with path.open("a") as f:
         f.write(json.dumps(row) + "\n")
     return path
+
+
+def commit_id() -> str:
+    """The checkout's short commit, ``-dirty`` if a file outside ``benchmarks/results`` has changed.
+
+    Git runs in the repository, wherever the script is started from; the results files are left
+    out of the check, since each benchmark's own line changes them.
+    """
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent.parent)
+        if done.returncode:
+            raise RuntimeError(f"git {' '.join(args)} failed in {RESULTS.parent.parent}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", ".", f":(exclude){RESULTS.relative_to(RESULTS.parent.parent)}")
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), so results of two machines are told apart; else the processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+

@@ -19,14 +19,15 @@ import torch
 import cotimage  # noqa: F401  (registers CotImage-v0)
 from benchmarks.common import append_result, best_time, peak_rss_mib
 from cotimage.agents.common.rollout import collect
+from cotimage.cli import parse_count
 from cotimage.envs.core import text_of
 from cotimage.generators import SamplingConfig
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-envs", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--num-envs", type=parse_count, default=64)
+    parser.add_argument("--repeats", type=parse_count, default=3)
     parser.add_argument("--reward", default="scene")
     args = parser.parse_args()
 

@@ -33,6 +33,7 @@ import cotimage  # noqa: F401  (registers CotImage-v0)
 from benchmarks.common import append_result, best_time
 from cotimage.agents import GRPO, GRPOConfig
 from cotimage.agents.common.rollout import collect
+from cotimage.cli import parse_count
 from cotimage.envs.core import text_of
 from cotimage.generators.base import SamplingConfig
 from cotimage.generators.janus import DECODINGS, DEFAULT_CFG_WEIGHT, JANUS_PRO_1B_SHAPES, JanusGenerator, build_random
@@ -49,8 +50,8 @@ def main() -> None:
     parser.add_argument("--shapes", choices=list(SHAPES), default="janus-pro-1b")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=parse_count, default=16)
+    parser.add_argument("--repeats", type=parse_count, default=2)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute layer activations in backward")
     parser.add_argument("--decoding", choices=DECODINGS, default="auto", help="how the generator decodes")
     parser.add_argument("--baseline-decoding", choices=DECODINGS, default=None, help="also time sampling with this")

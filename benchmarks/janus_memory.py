@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import append_result, saved_activation_bytes
+from cotimage.cli import parse_count
 from cotimage.generators.base import SamplingConfig
 from cotimage.generators.janus import DEFAULT_CFG_WEIGHT, JANUS_PRO_1B_SHAPES, JanusGenerator, build_random
 
@@ -41,8 +42,8 @@ def saved_mib(layers: int, checkpointing: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16, help="images per update in the estimate")
-    parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3], help="layer counts to measure (two or more)")
+    parser.add_argument("--batch", type=parse_count, default=16, help="images per update in the estimate")
+    parser.add_argument("--layers", type=parse_count, nargs="+", default=[1, 2, 3], help="layer counts to measure (two or more)")
     args = parser.parse_args()
     if len(set(args.layers)) < 2:
         parser.error(f"--layers needs two or more different counts to fit a line, got {args.layers}")

@@ -18,6 +18,7 @@ import time
 
 from benchmarks.common import append_result
 from cotimage import rewards
+from cotimage.cli import parse_count
 from cotimage.rewards.generalization import DEFAULT_SUITES, table
 
 LEARNED = ("clip", "pref", "pref-narrow", "orm")
@@ -29,8 +30,8 @@ VARIANTS = ("pref", "pref-narrow")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rewards", nargs="+", default=list(rewards.SHIPPED))
-    parser.add_argument("--prompts-per-suite", type=int, default=500)
-    parser.add_argument("--images-per-prompt", type=int, default=4)
+    parser.add_argument("--prompts-per-suite", type=parse_count, default=500)
+    parser.add_argument("--images-per-prompt", type=parse_count, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

@@ -17,13 +17,14 @@ import time
 
 from benchmarks.common import append_result
 from cotimage import rewards
+from cotimage.cli import parse_count
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rewards", nargs="+", default=list(rewards.SHIPPED))
     parser.add_argument("--suite", default="shapes/compbench-val")
-    parser.add_argument("--prompts", type=int, default=300)
+    parser.add_argument("--prompts", type=parse_count, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

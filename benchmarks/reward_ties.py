@@ -21,13 +21,14 @@ import numpy as np
 
 from benchmarks.common import append_result
 from cotimage import rewards
+from cotimage.cli import parse_count
 from cotimage.rewards.generalization import ranking_set
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts", type=int, default=200)
-    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--prompts", type=parse_count, default=200)
+    parser.add_argument("--group-size", type=parse_count, default=8)
     parser.add_argument("--tie-breaker", default="pref")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -48,8 +49,8 @@ def main() -> None:
         "groups_all_tied": float(np.mean(distinct == 1)),
         "distinct_scores_per_group": float(np.mean(distinct)),
         "tied_pair_fraction": float(tied_pairs),
-        "smallest_gap": float(np.min(gaps)),
-        "smallest_gap_p5": float(np.percentile(gaps, 5)),
+        "smallest_gap": float(np.min(gaps)) if gaps else None,  # None: every group ties
+        "smallest_gap_p5": float(np.percentile(gaps, 5)) if gaps else None,
         "tie_breaker": args.tie_breaker,
         "tie_breaker_spread_median": float(np.median(spreads)),
         "tie_breaker_spread_max": float(np.max(spreads)),

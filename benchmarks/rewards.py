@@ -16,14 +16,15 @@ import torch
 
 from benchmarks.common import append_result, best_time, mixed_prompts
 from cotimage import generators, rewards
+from cotimage.cli import parse_count
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rewards", nargs="+", default=list(rewards.SHIPPED), help="reward specs to time")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--batch", type=parse_count, default=64)
+    parser.add_argument("--repeats", type=parse_count, default=5)
+    parser.add_argument("--threads", type=parse_count, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads is not None:

@@ -16,6 +16,7 @@ import torch
 
 from benchmarks.common import append_result, best_time, mixed_prompts, peak_rss_mib
 from cotimage import generators
+from cotimage.cli import parse_count
 from cotimage.generators import SamplingConfig
 
 
@@ -31,8 +32,8 @@ def recompute_sample(policy, prompts, sampling, seed: int) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=parse_count, default=64)
+    parser.add_argument("--repeats", type=parse_count, default=3)
     parser.add_argument("--cfg-weight", type=float, default=1.0)
     args = parser.parse_args(argv)
 

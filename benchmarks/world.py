@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks.common import append_result
 from cotimage import suites
+from cotimage.cli import parse_count
 from cotimage.shapes import PatchVQ, check, render
 from cotimage.shapes.spec import alter
 
@@ -52,7 +53,7 @@ def rejection(records, n: int, rng: np.random.Generator) -> tuple[float, dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1000, help="cases per figure")
+    parser.add_argument("--n", type=parse_count, default=1000, help="cases per figure")
     parser.add_argument("--seed", type=int, default=3000, help="base seed of the fresh renders")
     args = parser.parse_args()
     pooled = [r for name in suites.NAMES for r in suites.load(name)]

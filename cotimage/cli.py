@@ -40,6 +40,31 @@ def parse_device(value: str) -> str:
     return value
 
 
+def parse_count(value: str) -> int:
+    """argparse type of a count (steps, prompts, repeats, ...): an int >= 1."""
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an int >= 1")
+    return count
+
+
+def check_output_file(path: Path, force: bool) -> None:
+    """Check, before any work, that a script may write the file ``path``.
+
+    Raises:
+        ValueError: if ``path`` is a directory, sits under a file, or exists and ``force`` is false.
+    """
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; name the file to write")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise ValueError(f"{path} cannot be written: a parent of it is a file")
+    if path.exists() and not force:
+        raise ValueError(f"{path} exists; pass --force to overwrite it")
+
+
 def parse_seed(value: str) -> int:
     """``--seed``'s type: an int >= 0 (numpy's and gymnasium's seeding refuse negatives)."""
     try:

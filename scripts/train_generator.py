@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from cotimage import suites
+from cotimage.cli import check_output_file, parse_count, parse_seed
 from cotimage.generators.base import PromptBatch, SamplingConfig
 from cotimage.generators.shapes import ASSET, PAD, ShapesPolicy, WordTokenizer
 from cotimage.shapes import render
@@ -39,19 +40,28 @@ def dataset(renders_per_prompt: int, seed: int) -> tuple[torch.Tensor, torch.Ten
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=parse_count, default=1500)
+    parser.add_argument("--batch-size", type=parse_count, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--renders-per-prompt", type=int, default=4)
+    parser.add_argument("--renders-per-prompt", type=parse_count, default=4)
     parser.add_argument("--prompt-dropout", type=float, default=0.1)
-    parser.add_argument("--log-every", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-every", type=parse_count, default=100)
+    parser.add_argument("--seed", type=parse_seed, default=0)
+    parser.add_argument("--threads", type=parse_count, default=1,
+                        help="torch threads (default 1: results depend on the thread count, and one rebuilds the shipped file)")
     parser.add_argument("--out", type=Path, default=ASSET)
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args()
-    if args.out.exists() and not args.force:
-        parser.error(f"--out {args.out} exists; pass --force to overwrite it")
+    try:
+        check_output_file(args.out, args.force)
+    except ValueError as error:
+        parser.error(f"--out: {error}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr {args.lr} must be a finite number > 0")
+    if not 0 <= args.prompt_dropout < 1:
+        parser.error(f"--prompt-dropout {args.prompt_dropout} must lie in [0, 1)")
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     ids, masks, tokens = dataset(args.renders_per_prompt, args.seed)
     policy = ShapesPolicy()

@@ -62,7 +62,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from cotimage import suites
+from cotimage import generators, suites
+from cotimage.cli import check_output_file, parse_count, parse_device, parse_seed
 from cotimage.generators.shapes import WordTokenizer
 from cotimage.rewards import generalization
 from cotimage.rewards.clip import (
@@ -75,7 +76,7 @@ from cotimage.rewards.clip import (
 )
 from cotimage.rewards.generalization import RankingSet, stratified_prompts, table
 from cotimage.rewards.learned import ASSETS, LearnedReward, ScorerConfig, ScorerNet, save_net, shipped_weights
-from cotimage.shapes import check, detect, render
+from cotimage.shapes import CHECKER_VERSION, check, detect, render
 from cotimage.shapes.grammar import VOCABULARY, describe
 from cotimage.shapes.render import RENDER_MARGIN, relation_holds
 from cotimage.shapes.spec import BACKGROUND, COLORS, MAX_COUNT, RELATIONS, ObjectSpec, Relation, SceneSpec, alter
@@ -165,10 +166,16 @@ def training_set(prompts: int | None, images_per_prompt: int, seed: int, cache: 
     """
     train = suites.load("shapes/compbench-train")
     recipe = np.array([-1 if prompts is None else prompts, images_per_prompt, seed])
+    # The images come from the shipped generator and their labels from the checker: a set made
+    # with other weights or another checker version is another set.
+    made_with = np.array([CHECKER_VERSION, int(generators.weights_digest("shapes")["shapes_generator.safetensors"], 16)])
     if cache is not None and cache.exists():
         stored = np.load(cache)
         if not np.array_equal(stored["recipe"], recipe):
             raise ValueError(f"--data {cache} holds another set (prompts, images, seed = {stored['recipe']}); "
+                             "delete it or pass another path")
+        if "made_with" not in stored.files or not np.array_equal(stored["made_with"], made_with):
+            raise ValueError(f"--data {cache} was made with another checker version or generator weights; "
                              "delete it or pass another path")
         records = tuple(train[i] for i in stored["indices"])
         return RankingSet(records, stored["images"], stored["checker"])
@@ -177,7 +184,7 @@ def training_set(prompts: int | None, images_per_prompt: int, seed: int, cache: 
     if cache is not None:
         position = {id(r): i for i, r in enumerate(train)}
         indices = np.array([position[id(r)] for r in records])
-        np.savez_compressed(cache, recipe=recipe, indices=indices, images=data.images, checker=data.checker)
+        np.savez_compressed(cache, recipe=recipe, made_with=made_with, indices=indices, images=data.images, checker=data.checker)
     return data
 
 
@@ -345,10 +352,12 @@ def pref_losses(
 def orm_losses(
     net: ScorerNet, data: RankingSet, extra: Counterfactuals, keep: Callable, batch: int, seed: int
 ) -> Iterator[torch.Tensor]:
-    """Class-balanced binary cross-entropy of "passes every criterion" on random images and counterfactuals.
+    """Binary cross-entropy of "passes every criterion" on random images and counterfactuals.
 
     Half the images are one of the prompt's counterfactuals, labelled by the checker,
-    which puts near-miss failures (and wrong scenes) beside the passing images.
+    which puts near-miss failures (and wrong scenes) beside the passing images. Passing
+    images are up-weighted by the generated images' fail/pass ratio; counterfactuals pass
+    less often, so passes carry about 42% of the weight, not half (the shipped orm's recipe).
     """
     rng = np.random.default_rng(seed)
     k = data.images_per_prompt
@@ -556,17 +565,18 @@ def recipe(model: str, data: RankingSet, args: argparse.Namespace, steps: int) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", metavar="MODEL", help=f"any of {', '.join(MODELS)} (default: all)")
-    parser.add_argument("--prompts", type=int, default=None, help="compbench-train prompts (default: all 7,000)")
-    parser.add_argument("--images-per-prompt", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default per model: {STEPS})")
-    parser.add_argument("--batch", type=int, default=64, help="images per step (pref: whole groups); clip: examples")
-    parser.add_argument("--eval-prompts", type=int, default=300, help="prompts per suite for the final accuracy")
+    parser.add_argument("--prompts", type=parse_count, default=None, help="compbench-train prompts (default: all 7,000)")
+    parser.add_argument("--images-per-prompt", type=parse_count, default=8)
+    parser.add_argument("--steps", type=parse_count, default=None, help=f"optimizer steps (default per model: {STEPS})")
+    parser.add_argument("--batch", type=parse_count, default=64,
+                        help="images per step (pref, pref-narrow: a multiple of 2 x --images-per-prompt, whole groups); clip: examples")
+    parser.add_argument("--eval-prompts", type=parse_count, default=300, help="prompts per suite for the final accuracy")
     parser.add_argument("--data", type=_npz_path, default=None, help="an .npz to reuse the generated set from or save it to")
-    parser.add_argument("--device", default="cpu", help="torch device of pref, pref-narrow and orm (e.g. cuda)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes checking counterfactuals")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--log-every", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", type=parse_device, default="cpu", help="torch device of pref, pref-narrow and orm (e.g. cuda)")
+    parser.add_argument("--workers", type=parse_count, default=os.cpu_count(), help="processes checking counterfactuals")
+    parser.add_argument("--threads", type=parse_count, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--log-every", type=parse_count, default=250)
+    parser.add_argument("--seed", type=parse_seed, default=0)
     parser.add_argument("--out-dir", type=Path, default=ASSETS)
     parser.add_argument("--force", action="store_true", help="overwrite existing weights")
     args = parser.parse_args(argv)
@@ -574,10 +584,18 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
-    for model in args.models:
-        path = output_path(args.out_dir, model)
-        if path.exists() and not args.force:
-            parser.error(f"{path} exists; pass --force to overwrite it")
+    for model in args.models:  # every check before the set is generated (minutes) and any file is written
+        try:
+            check_output_file(output_path(args.out_dir, model), args.force)
+        except ValueError as error:
+            parser.error(f"--out-dir: {error}")
+    if args.images_per_prompt < 2:
+        parser.error(f"--images-per-prompt {args.images_per_prompt} must be >= 2 (a pair needs two images of one prompt)")
+    group = 2 * args.images_per_prompt  # a preference step trains on whole groups: a prompt's images and their edits
+    if set(args.models) & {"pref", "pref-narrow"} and args.batch % group:
+        parser.error(f"--batch {args.batch} must be a multiple of 2 x --images-per-prompt = {group} for pref models")
+    if args.data is not None and not args.data.parent.is_dir():
+        parser.error(f"--data {args.data}: its directory {args.data.parent} does not exist")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -592,7 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"counterfactuals: {extra.checker.size}, {time.perf_counter() - start:.0f}s", flush=True)
     trained = []
     for model in args.models:
-        steps = args.steps or STEPS[model]
+        steps = args.steps if args.steps is not None else STEPS[model]
         rm = train_clip(data, args, steps) if model == "clip" else train_learned(model, data, extra, args, steps)
         trained.append(generalization(rm, prompts_per_suite=args.eval_prompts, seed=args.seed))
         print(f"wrote {output_path(args.out_dir, model)}", flush=True)

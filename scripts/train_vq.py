@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cotimage import suites
+from cotimage.cli import check_output_file, parse_count, parse_seed
 from cotimage.shapes import check, render
 from cotimage.shapes.vq import ASSET, PatchVQ, kmeans
 
@@ -29,15 +30,17 @@ def rendered(n: int, seed: int) -> tuple[np.ndarray, list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=4000, help="scenes to learn the codebook from")
-    parser.add_argument("--codebook-size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=30, help="Lloyd iterations")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=parse_count, default=4000, help="scenes to learn the codebook from")
+    parser.add_argument("--codebook-size", type=parse_count, default=256)
+    parser.add_argument("--iterations", type=parse_count, default=30, help="Lloyd iterations")
+    parser.add_argument("--seed", type=parse_seed, default=0)
     parser.add_argument("--out", type=Path, default=ASSET)
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args()
-    if args.out.exists() and not args.force:
-        parser.error(f"--out {args.out} exists; pass --force to overwrite it")
+    try:
+        check_output_file(args.out, args.force)
+    except ValueError as error:
+        parser.error(f"--out: {error}")
 
     images, _ = rendered(args.images, args.seed)
     empty = PatchVQ(torch.zeros(1, 48))

@@ -1,6 +1,9 @@
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
+
+import pytest
 
 from cotimage.generators.shapes import BOS, PAD, WordTokenizer
 
@@ -21,3 +24,27 @@ def test_prompt_dropout_keeps_the_bos_the_tokenizer_sets():
     ids, mask = prompts.ids.clone(), prompts.mask.clone()
     ids[:, 1:], mask[:, 1:] = PAD, False  # the script's prompt dropout, here of every prompt
     assert (ids[:, 0] == BOS).all() and mask[:, 0].all()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "-1"], "argument --steps: '-1' is not an int >= 1"),  # once: untrained weights written
+        (["--log-every", "0"], "argument --log-every"),
+        (["--lr", "0"], "--lr 0.0 must be a finite number > 0"),
+    ],
+)
+def test_bad_arguments_stop_the_script_before_training(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train_generator, "dataset", lambda *a: pytest.fail("built the data before checking"))
+    monkeypatch.setattr(sys, "argv", ["train_generator.py", *argv, "--out", str(tmp_path / "g.safetensors")])
+    with pytest.raises(SystemExit):
+        train_generator.main()
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_directory_is_named_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train_generator, "dataset", lambda *a: pytest.fail("built the data before checking"))
+    monkeypatch.setattr(sys, "argv", ["train_generator.py", "--out", str(tmp_path), "--force"])
+    with pytest.raises(SystemExit):
+        train_generator.main()
+    assert f"--out: {tmp_path} is a directory" in capsys.readouterr().err

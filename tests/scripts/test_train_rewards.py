@@ -97,6 +97,41 @@ def test_a_tiny_run_writes_loadable_fp16_weights_and_refuses_to_overwrite(tmp_pa
     train_rewards.main(["pref", *args, "--force"])  # and the generated set is reused from set.npz
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "argument --steps: '0' is not an int >= 1"),
+        (["--steps", "-1"], "argument --steps: '-1' is not an int >= 1"),  # once: no step, then untrained weights written
+        (["--eval-prompts", "0"], "argument --eval-prompts"),
+        (["--log-every", "0"], "argument --log-every"),
+        (["pref", "--batch", "10"], "--batch 10 must be a multiple of 2 x --images-per-prompt = 16"),
+        (["--images-per-prompt", "1"], "--images-per-prompt 1 must be >= 2"),
+        (["--device", "cuda:99"], "argument --device"),
+        (["--data", "/no/such/dir/set.npz"], "--data /no/such/dir/set.npz: its directory /no/such/dir does not exist"),
+    ],
+)
+def test_bad_arguments_stop_the_script_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train_rewards, "training_set", lambda *a: pytest.fail("generated before checking"))
+    with pytest.raises(SystemExit):
+        train_rewards.main([*argv, "--out-dir", str(tmp_path)])
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_dir_that_is_a_file_is_named_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(SystemExit):
+        train_rewards.main(["orm", "--out-dir", str(tmp_path / "file")])
+    assert "--out-dir: " in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_cached_set_of_another_checker_version_is_refused(tmp_path, monkeypatch):
+    cache = tmp_path / "set.npz"
+    train_rewards.training_set(5, 2, 0, cache)
+    monkeypatch.setattr(train_rewards, "CHECKER_VERSION", train_rewards.CHECKER_VERSION + 1)
+    with pytest.raises(ValueError, match="made with another checker version or generator weights"):
+        train_rewards.training_set(5, 2, 0, cache)
+
+
 def test_narrow_variant_trains_on_a_few_prompts_of_every_category_of_its_training_set():
     train = load("shapes/compbench-train")
     keep = train_rewards.prompt_set("pref-narrow", train, seed=0)
