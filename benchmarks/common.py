@@ -102,14 +102,18 @@ def commit_id() -> str:
     Git runs in the repository, wherever the script is started from; the results files are left
     out of the check, since each benchmark's own line changes them.
     """
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent.parent)
-        if done.returncode:
-            raise RuntimeError(f"git {' '.join(args)} failed in {RESULTS.parent.parent}: {done.stderr.strip()}")
-        return done.stdout.strip()
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent.parent)
+        except OSError:  # no git
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
 
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit is None:  # an exported tree: the figures are still worth keeping
+        return "unknown (no git checkout)"
     dirty = git("status", "--porcelain", "--", ".", f":(exclude){RESULTS.relative_to(RESULTS.parent.parent)}")
-    return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
+    return commit + ("-dirty" if dirty else "")
 
 
 def cpu_model() -> str:

@@ -262,7 +262,7 @@ def _as_this_version_saves(saved: dict[str, Any]) -> dict[str, Any]:
 
     Older records kept the variant's ``agents`` (where else it applies, no part of the result)
     and no ``generator_weights`` (then always the shapes weights shipped first; a Janus cell
-    without them matches nothing, and reruns).
+    without them matches nothing, and is refused as one of other settings).
     """
     saved = dict(saved)
     if isinstance(saved.get("variant"), dict):

@@ -7,7 +7,7 @@ Every row of a batch is always at the same step, because every episode has the s
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -158,14 +158,14 @@ class EpisodeBatch:
         if not given:
             return self.sample_prompts(rng, group)
         key = given[0]
+        value = options[key]
         if key in _SINGLE:
-            chosen = [options[key]]
-        elif isinstance(options[key], (list, tuple, np.ndarray)):
-            chosen = list(options[key])
+            chosen = [value]
+        elif isinstance(value, Iterable) and not isinstance(value, (str, Mapping, PromptRecord)):
+            chosen = list(value)  # a list, tuple, range, array, ...
         else:
             single = {"prompts": "prompt", "indices": "index"}[key]
-            raise ValueError(f"reset option {key!r} takes a list, got {type(options[key]).__name__}; "
-                             f"for one, pass {single!r}")
+            raise ValueError(f"reset option {key!r} takes a list, got {type(value).__name__}; for one, pass {single!r}")
         if len(chosen) * group != self.n:
             raise ValueError(f"reset got {len(chosen)} prompts x group_size {group}; need num_envs={self.n} in all")
         prompts = [self._prompt(key, p) for p in chosen]

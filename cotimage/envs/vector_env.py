@@ -29,7 +29,7 @@ class CotImageVectorEnv(VectorEnv):
     ``group_size`` (prompts given to ``reset`` are not reused).
 
     Reset options:
-        ``{"prompts": [...]}`` (texts or records) or ``{"indices": [...]}`` (suite indices),
+        ``{"prompts": [...]}`` (texts, records or suite indices) or ``{"indices": [...]}`` (suite indices),
         ``{"group_size": G}``: G consecutive sub-envs share a prompt (GRPO's groups); with
         ``prompts``, pass ``num_envs / G`` of them. Without prompts they are drawn from the suite.
 

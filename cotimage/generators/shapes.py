@@ -280,7 +280,9 @@ class ShapesPolicy(Policy):
             raise FileNotFoundError(f"no shapes generator weights at {path}; run scripts/train_generator.py")
         try:
             with safe_open(str(path), "pt") as f:
-                cfg = ShapesConfig(**json.loads((f.metadata() or {})["config"]))
+                metadata = f.metadata() or {}
+            # Agents saved before their policy files carried the architecture hold the default one.
+            cfg = ShapesConfig(**json.loads(metadata["config"])) if "config" in metadata else ShapesConfig()
             state = {k: v.float() for k, v in load_file(str(path)).items()}
             policy = cls(cfg, value_head=any(k.startswith("value_head.") for k in state))
             policy.load_state_dict(state)

@@ -98,8 +98,8 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
     if not isinstance(spec, str) or spec not in _REGISTRY:
         raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()} (or pass a callable)")
     factory = _REGISTRY[spec]
-    try:
-        inspect.signature(factory).bind(**kwargs)
+    try:  # a lazy factory checks against what it builds
+        inspect.signature(getattr(factory, "target", lambda: factory)()).bind(**kwargs)
     except TypeError as error:  # e.g. make("scene-strict", batch_size=8): the factory takes no such argument
         raise ValueError(f"reward {spec!r}: {error}") from error
     except ValueError:  # a callable without a signature: its own call checks the arguments
@@ -132,9 +132,13 @@ def weights_digest(spec: str) -> dict[str, str]:
 def _lazy(module: str, attribute: str) -> Callable[..., RewardModel]:
     """A factory that imports its module on first use: open_clip and transformers take seconds to import."""
 
-    def factory(**kwargs: Any) -> RewardModel:
-        return getattr(importlib.import_module(module), attribute)(**kwargs)
+    def target() -> Callable[..., RewardModel]:
+        return getattr(importlib.import_module(module), attribute)
 
+    def factory(**kwargs: Any) -> RewardModel:
+        return target()(**kwargs)
+
+    factory.target = target  # make() checks keyword arguments against it
     return factory
 
 

@@ -77,14 +77,14 @@ def words(text: str) -> list[str]:
 
 
 def _phrases(text: str) -> list[tuple[str, Any, str]]:
-    tokens = words(text)
+    tokens = re.findall(r"[a-z]+|,|\.", text.lower())  # words() and the sentence stops, which separate objects too
     leftover = re.sub(r"[a-z]+|,|\s|\.", "", text.lower())
     if leftover:
         raise ValueError(f"prompt has characters outside the grammar: {leftover!r} in {text!r}")
     out, i = [], 0
     while i < len(tokens):
-        if tokens[i] == ",":
-            out.append(("joiner", None, ","))
+        if tokens[i] in (",", "."):
+            out.append(("punctuation", None, tokens[i]))
             i += 1
             continue
         for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
@@ -104,15 +104,15 @@ def parse(text: str) -> SceneSpec:
     """Parse a prompt into a :class:`SceneSpec`.
 
     A relation phrase relates the noun phrase before it to the one after it. Noun phrases
-    are separated by a comma, a joiner ("and", "as well as", ...) or a relation; a count of
-    one takes a singular noun and a larger count a plural; an opener ("a photo of", "draw")
-    may only begin the prompt, a closer ("on a black background") only end it, and a verb
-    ("sits") only come before a relation.
+    are separated by a comma, a full stop, a joiner ("and", "as well as", ...) or a relation;
+    a count of one takes a singular noun and a larger count a plural; a verb ("is", "placed")
+    only comes before a relation (or another verb: "is placed above"). Openers ("a photo of",
+    "there is") and closers ("on a black background") may stand anywhere.
 
     Raises:
-        ValueError: for an unknown word, a dangling attribute or relation, a phrase out of its
-            place, a count that disagrees with its noun, or an invalid scene; the message
-            quotes the prompt.
+        ValueError: for an unknown word, a dangling attribute, joiner or relation, a verb not
+            before a relation, nouns without a separator, a count that disagrees with its noun,
+            or an invalid scene; the message quotes the prompt.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"prompt must be a non-empty string, got {text!r}")
@@ -120,12 +120,11 @@ def parse(text: str) -> SceneSpec:
     relations: list[Relation] = []
     attrs: dict[str, Any] = {}
     pending_relation: tuple[int, str] | None = None
-    expect_color = separated = closed = False
+    expect_color = False
+    separated = None  # the phrase that separates the last object from the next one, if any
     previous = None  # the previous phrase's kind
     for kind, value, phrase in _phrases(text):
-        if closed and kind != "closer":
-            raise ValueError(f"prompt {text!r}: {phrase!r} follows the closing phrase")
-        if previous == "verb" and kind != "relation":
+        if previous == "verb" and kind not in ("verb", "relation"):
             raise ValueError(f"prompt {text!r}: a verb must come before a relation, not before {phrase!r}")
         if expect_color:
             if kind != "color":
@@ -148,7 +147,7 @@ def parse(text: str) -> SceneSpec:
                 raise ValueError(f"prompt {text!r}: a count of {count} takes {'the plural' if count > 1 else 'one'} "
                                  f"{PLURALS[value] if count > 1 else value!r}, not {phrase!r}")
             objects.append(ObjectSpec(value, attrs.get("color"), attrs.get("size"), count))
-            attrs, separated = {}, False
+            attrs, separated = {}, None
             if pending_relation is not None:
                 subject, relation = pending_relation
                 if objects[subject].count != 1 or count != 1:
@@ -167,14 +166,14 @@ def parse(text: str) -> SceneSpec:
         elif kind == "joiner":
             if not objects or attrs or pending_relation is not None:
                 raise ValueError(f"prompt {text!r}: {phrase!r} must come between two objects")
-            separated = True
-        elif kind == "opener":
-            if previous is not None:
-                raise ValueError(f"prompt {text!r}: {phrase!r} may only begin the prompt")
-        elif kind == "closer":
-            closed = True
+            separated = phrase
+        elif kind == "punctuation":
+            if objects and not attrs and pending_relation is None:
+                separated = separated or phrase
+        elif kind == "closer" and separated in (",", "."):
+            separated = None  # "a circle and a square, on a black background": the comma closes nothing
         previous = kind
-    if attrs or expect_color or pending_relation is not None or separated or previous == "verb":
+    if attrs or expect_color or pending_relation is not None or separated not in (None, ",", ".") or previous == "verb":
         raise ValueError(f"prompt {text!r} ends before its last object is complete")
     if not objects:
         raise ValueError(f"prompt {text!r} names no shape; known shapes: {list(SHAPES)}")

@@ -30,3 +30,8 @@ def test_a_results_line_leaves_the_commit_clean_and_a_code_change_does_not(repo)
 
 def test_the_machine_names_its_cpu():
     assert common.cpu_model() and common.cpu_model() != "unknown CPU"
+
+
+def test_a_tree_without_git_still_gets_its_results_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
+    assert common.commit_id() == "unknown (no git checkout)"

@@ -96,6 +96,8 @@ def test_bad_vector_input():
         envs.reset(options={"indices": ["a red circle"] * 4})
     with pytest.raises(ValueError, match="'prompts' takes prompt texts, PromptRecords or suite indices, got 1.5"):
         envs.reset(options={"prompts": ["a red circle", 1.5, 3, 4]})
+    _, info = envs.reset(options={"indices": range(4)})  # any sequence
+    assert list(info["prompt"]) == [r.text for r in envs.episodes.records[:4]]
     _, info = envs.reset(options={"prompts": ["a red circle", 3], "group_size": 2})  # texts and indices mix
     assert list(info["prompt"][:2]) == ["a red circle"] * 2 and info["prompt"][2] == envs.episodes.records[3].text
     envs.reset(seed=0)

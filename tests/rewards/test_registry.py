@@ -59,6 +59,8 @@ def test_make_passes_models_through_and_wraps_callables():
 def test_an_argument_the_factory_does_not_take_is_named():
     with pytest.raises(ValueError, match="reward 'scene-strict': got an unexpected keyword argument 'batch_size'"):
         rewards.make("scene-strict", batch_size=8)
+    with pytest.raises(ValueError, match="reward 'clip': got an unexpected keyword argument 'bogus'"):
+        rewards.make("clip", bogus=1)  # a lazily imported loader: checked against what it builds
     with pytest.raises(ValueError, match="reward='nope' is unknown"):
         rewards.weights_digest("nope")
 
