@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--log-every", type=parse_count, default=100)
     parser.add_argument("--seed", type=parse_seed, default=0)
     parser.add_argument("--threads", type=parse_count, default=1,
-                        help="torch threads (default 1: results depend on the thread count, and one rebuilds the shipped file)")
+                        help="torch threads (default 1); the weights depend on it, bit for bit")
     parser.add_argument("--out", type=Path, default=ASSET)
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args()
