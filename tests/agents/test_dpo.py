@@ -104,6 +104,26 @@ def test_dataset_round_trip_and_overwrite_refusal(tmp_path):
         PairDataset.load(tmp_path / "missing")
 
 
+def test_a_save_that_cannot_encode_its_index_leaves_the_saved_dataset_as_it_was(tmp_path):
+    pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.25]), 2)
+    pairs.save(tmp_path / "ds")
+    broken = pairs.select([0])
+    broken.metadata = {"num_prompts": object()}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        broken.save(tmp_path / "ds", overwrite=True)
+    assert len(PairDataset.load(tmp_path / "ds")) == 2  # the old dataset, whole
+    with pytest.raises(TypeError):
+        broken.save(tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # no half-written directory that refuses the next save
+
+
+def test_collect_pairs_keeps_numpy_counts_as_python_ints(tmp_path):
+    agent = DPO("CotImage-v0", config=small(), seed=0)
+    pairs = collect_pairs(agent.collect, 16, np.int64(4), np.int64(4))
+    assert all(type(pairs.metadata[k]) is int for k in ("num_prompts", "num_images", "samples_per_prompt"))
+    pairs.save(tmp_path / "ds")
+
+
 # -- configuration -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("changes", "field"),
@@ -208,6 +228,21 @@ def test_collect_pairs_command_writes_and_refuses_to_overwrite(tmp_path, capsys)
     assert "wrote" in capsys.readouterr().out
     assert collect_pairs_command(argv) == 2
     assert "--overwrite" in capsys.readouterr().err
+    (tmp_path / "file").write_text("mine")
+    assert collect_pairs_command([*argv[:1], str(tmp_path / "file"), *argv[2:]]) == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+    with pytest.raises(SystemExit):
+        collect_pairs_command([*argv, "--seed", "-1"])
+    assert "argument --seed: '-1' is no seed" in capsys.readouterr().err
+
+
+def test_a_dataset_of_another_codebook_is_refused_at_construction(tmp_path):
+    pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.25]), 2)
+    pairs.chosen = torch.full((len(pairs), 64), 300)
+    pairs.rejected = torch.zeros(len(pairs), 64, dtype=torch.long)
+    pairs.save(tmp_path / "ds")
+    with pytest.raises(ValueError, match=r"dataset=.* holds tokens in \[0, 300\]; this generator's codebook has 256"):
+        DPO("CotImage-v0", config=small(mode="offline", dataset=str(tmp_path / "ds")))
 
 
 def test_collect_pairs_cycles_given_prompts():

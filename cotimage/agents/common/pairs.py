@@ -124,8 +124,14 @@ class PairDataset:
             FileExistsError: if ``path`` already holds a pair dataset and ``overwrite`` is false.
         """
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{path} is a file; save a pair dataset into a directory")
         if not overwrite and ((path / INDEX_FILE).exists() or (path / TENSOR_FILE).exists()):
             raise FileExistsError(f"{path} already holds a pair dataset; pass overwrite=True to replace it")
+        index = json.dumps({  # first: a value JSON cannot hold fails before any file is touched
+            "format": FORMAT, "version": FORMAT_VERSION, "num_pairs": len(self),
+            "prompts": self.prompts, "categories": self.categories, "metadata": self.metadata,
+        }, indent=1)
         path.mkdir(parents=True, exist_ok=True)
         (path / INDEX_FILE).unlink(missing_ok=True)  # a dataset is complete only once its index is written
         tensors = {
@@ -133,11 +139,7 @@ class PairDataset:
             "chosen_scores": self.chosen_scores, "rejected_scores": self.rejected_scores,
         }
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(path / TENSOR_FILE))
-        index = {
-            "format": FORMAT, "version": FORMAT_VERSION, "num_pairs": len(self),
-            "prompts": self.prompts, "categories": self.categories, "metadata": self.metadata,
-        }
-        (path / INDEX_FILE).write_text(json.dumps(index, indent=1))
+        (path / INDEX_FILE).write_text(index)
         return path
 
     @classmethod
@@ -228,15 +230,14 @@ def collect_pairs(
     The last batch may hold more groups than needed: the extra ones are drawn but not kept or
     counted in the dataset's ``num_images``.
     """
-    k = samples_per_prompt
+    k = require_count("samples_per_prompt", samples_per_prompt, least=2)  # Python ints: saved as JSON
     if batch_size % k:
         raise ValueError(f"samples_per_prompt={k} must divide batch_size={batch_size}")
     if num_prompts is None:
         if prompts is None:
             raise ValueError("pass num_prompts, prompts, or both")
         num_prompts = len(prompts)
-    if num_prompts < 1:
-        raise ValueError(f"num_prompts={num_prompts} must be >= 1")
+    num_prompts = require_count("num_prompts", num_prompts)
     if prompts is not None and len(prompts) == 0:
         raise ValueError("prompts must be None or non-empty")
     per_batch = batch_size // k

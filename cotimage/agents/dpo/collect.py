@@ -23,6 +23,7 @@ from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.common.pairs import INDEX_FILE, TENSOR_FILE, PairDataset, collect_pairs
 from cotimage.agents.common.rollout import Rollout, collect
 from cotimage.checks import require_count
+from cotimage.cli import parse_seed
 
 
 def collect_dataset(
@@ -48,8 +49,7 @@ def collect_dataset(
     from one distribution.
     """
     k = require_count("samples_per_prompt", samples_per_prompt, least=2)
-    if num_prompts < 1:
-        raise ValueError(f"prompts={num_prompts} must be >= 1")
+    num_prompts = require_count("prompts", num_prompts)
     if batch_size < k:
         raise ValueError(f"batch_size={batch_size} must be >= samples_per_prompt={k}")
     sampling = AgentConfig(temperature=temperature, top_k=top_k, cfg_weight=cfg_weight).sampling
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--cfg-weight", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=parse_seed, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already at --out")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -108,6 +108,8 @@ def collect_pairs_command(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Collect and save the dataset that parsed arguments ask for; returns the exit status."""
     try:
+        if args.out.exists() and not args.out.is_dir():  # before drawing any image
+            raise FileExistsError(f"--out {args.out} is a file; name a directory for the dataset")
         if not args.overwrite and ((args.out / INDEX_FILE).exists() or (args.out / TENSOR_FILE).exists()):
             raise FileExistsError(f"{args.out} already holds a pair dataset; pass --overwrite to replace it")
         dataset = collect_dataset(

@@ -84,7 +84,8 @@ class DPO(Agent):
     equal numbers of generated, scored images.
 
     Logged per update: ``reward/mean`` and ``reward/std`` of the images drawn (online,
-    iterative), ``pairs/count``, ``pairs/tie_fraction`` and ``pairs/score_gap`` (chosen minus
+    iterative), ``pairs/count``, ``pairs/tie_fraction`` (online, iterative; offline, the
+    dataset's, in its metadata) and ``pairs/score_gap`` (chosen minus
     rejected score), and ``train/loss``, ``train/reward_accuracy``, ``train/chosen_reward``,
     ``train/rejected_reward``, ``train/margin``, ``train/log_ratio``, ``train/entropy``,
     ``train/grad_norm`` (a round's mean in iterative mode, with ``train/round`` and
@@ -117,6 +118,12 @@ class DPO(Agent):
             self.dataset = PairDataset.load(self.config.dataset)
             if len(self.dataset) == 0:
                 raise ValueError(f"dataset={self.config.dataset!r} holds no pairs")
+            tokens = torch.cat([self.dataset.chosen, self.dataset.rejected])
+            if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.generator.codebook_size):
+                raise ValueError(
+                    f"dataset={self.config.dataset!r} holds tokens in [{int(tokens.min())}, {int(tokens.max())}]; "
+                    f"this generator's codebook has {self.generator.codebook_size}"
+                )
             if self.dataset.chosen.shape[1] != self.generator.num_image_tokens:
                 raise ValueError(
                     f"dataset={self.config.dataset!r} holds images of {self.dataset.chosen.shape[1]} tokens; "
