@@ -93,6 +93,8 @@ def _eval(args: argparse.Namespace) -> None:
     if taken and not args.overwrite:  # before sampling, not after
         raise FileExistsError(f"{', '.join(taken)} exist already; pass --overwrite to replace them, or another --out")
     if args.out is not None:
+        if any(p.exists() and not p.is_dir() for p in (args.out, *args.out.parents)):
+            raise ValueError(f"--out {args.out} is or lies under a file; name a directory")
         args.out.mkdir(parents=True, exist_ok=True)
     try:
         generator = generators.load(args.generator, device=args.device, **({"weights": args.weights} if args.weights else {}))
@@ -125,6 +127,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list
     from cotimage import generators
     from cotimage.agents import registry
     from cotimage.agents.common.saving import check_save_directory
+    from cotimage.bench.grid import images_per_update
 
     if args.help:
         parser.print_help()
@@ -137,13 +140,22 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list
     cls = registry()[args.agent]
     config = tyro.cli(cls.config_class, args=rest, prog=f"cotimage train {args.agent}")
     if args.save is not None:
-        check_save_directory(args.save, overwrite=False)  # before training, not after it
+        try:  # before training, not after it
+            check_save_directory(args.save, overwrite=args.overwrite)
+        except FileExistsError as error:
+            raise FileExistsError(f"--save: {str(error).replace('overwrite=True', '--overwrite')}") from None
+    if args.tensorboard_log is not None and args.tensorboard_log.exists() and not args.tensorboard_log.is_dir():
+        raise ValueError(f"--tensorboard-log {args.tensorboard_log} is a file; name a directory")
+    per_update, what = images_per_update(config)
+    if args.total_images % per_update:
+        print(f"note: trains {-(-args.total_images // per_update) * per_update} images, not {args.total_images}: "
+              f"training stops between updates of {what}", file=sys.stderr)
     env_kwargs = {"reward": args.reward, "suite": args.suite}
     generator = generators.load(args.generator, device=args.device)
     agent = cls("CotImage-v0", generator, config, env_kwargs=env_kwargs, tensorboard_log=args.tensorboard_log, seed=args.seed)
     agent.learn(args.total_images, progress_bar=True)
     if args.save is not None:
-        print(f"saved to {agent.save(args.save)}")
+        print(f"saved to {agent.save(args.save, overwrite=args.overwrite)}")
     if args.tensorboard_log is not None:
         print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log}")
 
@@ -190,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=parse_seed, default=0)
     tr.add_argument("--tensorboard-log", type=Path, default=Path("runs/tensorboard"))
     tr.add_argument("--save", type=Path, default=None, help="directory to save the trained agent to")
+    tr.add_argument("--overwrite", action="store_true", help="replace an agent saved at --save before")
     tr.set_defaults(run=partial(_train, tr))
 
     from cotimage.agents.dpo import collect as dpo_collect

@@ -43,8 +43,26 @@ def test_train_takes_config_fields_and_refuses_to_overwrite(tmp_path):
     main([*argv, "--batch-size", "8", "--group-size", "4"])
     saved = json.loads((tmp_path / "agent" / "agent.json").read_text())
     assert saved["config"]["group_size"] == 4 and saved["num_images"] == 8
-    with pytest.raises(SystemExit, match="already holds"):
+    with pytest.raises(SystemExit, match="--save: .* already holds a saved agent; pass --overwrite to replace it"):
         main([*argv, "--batch-size", "8", "--group-size", "4"])
+    main([*argv, "--batch-size", "8", "--group-size", "4", "--overwrite", "--seed", "3"])
+    assert json.loads((tmp_path / "agent" / "agent.json").read_text())["seed"] == 3
+
+
+def test_train_says_when_the_budget_is_rounded_up_and_refuses_a_file_as_log_directory(tmp_path, capsys):
+    main(["train", "grpo", "--total-images", "12", "--batch-size", "8", "--group-size", "4", "--tensorboard-log", str(tmp_path / "tb")])
+    assert "note: trains 16 images, not 12: training stops between updates of batch_size=8" in capsys.readouterr().err
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(SystemExit, match="--tensorboard-log .*file is a file; name a directory"):
+        main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "4", "--tensorboard-log", str(tmp_path / "file")])
+
+
+def test_eval_names_an_out_that_is_a_file_and_a_weights_directory(tmp_path):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(SystemExit, match="--out .*file is or lies under a file"):
+        main(["eval", "--max-prompts", "1", "--out", str(tmp_path / "file")])
+    with pytest.raises(SystemExit, match="is a directory, not a shapes policy file"):
+        main(["eval", "--max-prompts", "1", "--weights", str(tmp_path)])
 
 
 def test_train_refuses_a_save_directory_of_other_files_before_training(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,28 @@ def main(
             ``overwrite`` is false, or a saved cell has other settings (see :func:`run`).
     """
     preset.validate()  # a bad value is named before anything else is judged
+    for name, path in (("out", out), ("cells", cells)):
+        if path is not None and any(p.exists() and not p.is_dir() for p in (Path(path), *Path(path).parents)):
+            raise ValueError(f"{name}={str(path)!r} is or lies under a file; name a directory")
+    _warn_unfingerprinted(preset)
     if not overwrite:
         report.check_replaceable(preset, out)  # before the cells run, not after
     records = run(preset, cells or out, workers, threads, progress, device)
     return report.write_report(preset, records, out, overwrite)
+
+
+def _warn_unfingerprinted(preset: Preset) -> None:
+    """Warn about training rewards whose changes a cell's settings cannot see: your own, without weights files."""
+    from cotimage import rewards
+
+    terms = {name for spec in preset.rewards for name in rewards.term_names(spec)}
+    unseen = sorted(terms - rewards.FINGERPRINTED)
+    if unseen and preset.trained_agents:
+        warnings.warn(
+            f"rewards {unseen} have no weights file the cell settings can fingerprint: finished cells trained on "
+            "them are reused even after their code changes; after a change, register it under another name or "
+            "use another --cells", UserWarning, stacklevel=3,
+        )
 
 
 __all__ = [

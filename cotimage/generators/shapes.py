@@ -276,8 +276,12 @@ class ShapesPolicy(Policy):
             ValueError: if the file holds no shapes policy (another model's weights, or none).
         """
         path = Path(path)
+        if path.is_dir():
+            hint = f"; a saved agent's policy is {path / 'policy.safetensors'}" if (path / "policy.safetensors").is_file() else ""
+            raise FileNotFoundError(f"{path} is a directory, not a shapes policy file{hint}")
         if not path.is_file():
-            raise FileNotFoundError(f"no shapes generator weights at {path}; run scripts/train_generator.py")
+            made_by = "; scripts/train_generator.py makes the shipped one" if path == ASSET else ""
+            raise FileNotFoundError(f"no shapes policy file at {path}{made_by}")
         try:
             with safe_open(str(path), "pt") as f:
                 metadata = f.metadata() or {}

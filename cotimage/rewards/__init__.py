@@ -113,6 +113,18 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
     return model
 
 
+def term_names(spec: str) -> list[str]:
+    """The registered names a reward spec sums (one for a plain name).
+
+    Raises:
+        ValueError: for an unknown name or a malformed ensemble spec.
+    """
+    terms = [name for _, name in ensemble.parse(spec, _REGISTRY)] if ensemble.is_ensemble(spec) else [spec]
+    if terms[0] not in _REGISTRY:
+        raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()}")
+    return terms
+
+
 def weights_digest(spec: str) -> dict[str, str]:
     """The SHA-256 (first 16 hex digits) of the shipped weights file each term of a reward spec loads.
 
@@ -122,10 +134,7 @@ def weights_digest(spec: str) -> dict[str, str]:
     Raises:
         ValueError: for an unknown name or a malformed ensemble spec (see :func:`make`).
     """
-    terms = [name for _, name in ensemble.parse(spec, _REGISTRY)] if ensemble.is_ensemble(spec) else [spec]
-    if terms[0] not in _REGISTRY:
-        raise ValueError(f"reward={spec!r} is unknown; registered rewards: {names()}")
-    paths = {name: shipped_weights(name) for name in terms}
+    paths = {name: shipped_weights(name) for name in term_names(spec)}
     return {name: file_digest(path) for name, path in paths.items() if path.is_file()}
 
 
@@ -153,7 +162,12 @@ register("clipscore", _lazy("cotimage.rewards.clip", "clipscore"))
 register("hpsv2", _lazy("cotimage.rewards.clip", "hpsv2"))
 register("pickscore", _lazy("cotimage.rewards.pickscore", "PickScoreReward"))
 
+#: The rewards whose results a weights digest (or the checker's version, for ``scene``) pins down;
+#: a benchmark cannot tell when another reward's code changes.
+FINGERPRINTED: frozenset[str] = frozenset(SHIPPED) | {"noise"}
+
 __all__ = [
     "SHIPPED", "EnsembleReward", "FunctionReward", "GeneralizationResult", "LearnedReward", "MatchingResult",
-    "NoiseReward", "RewardModel", "SceneReward", "generalization", "make", "matching", "names", "register", "weights_digest",
+    "FINGERPRINTED", "NoiseReward", "RewardModel", "SceneReward", "generalization", "make", "matching", "names", "register",
+    "term_names", "weights_digest",
 ]

@@ -236,6 +236,16 @@ def test_collect_pairs_command_writes_and_refuses_to_overwrite(tmp_path, capsys)
     assert "argument --seed: '-1' is no seed" in capsys.readouterr().err
 
 
+def test_offline_dpo_says_when_the_envs_reward_is_not_the_datasets(tmp_path):
+    pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.25]), 2)
+    pairs.chosen, pairs.rejected = (torch.zeros(len(pairs), 64, dtype=torch.long) for _ in range(2))
+    pairs.metadata |= {"reward": "scene", "suite": "shapes/compbench-train"}
+    pairs.save(tmp_path / "ds")
+    config = small(mode="offline", dataset=str(tmp_path / "ds"))
+    with pytest.warns(UserWarning, match="ranked by reward 'scene' on 'shapes/compbench-train'; the env's reward 'pref'"):
+        DPO("CotImage-v0", config=config, env_kwargs={"reward": "pref"})
+
+
 def test_a_dataset_of_another_codebook_is_refused_at_construction(tmp_path):
     pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.25]), 2)
     pairs.chosen = torch.full((len(pairs), 64), 300)

@@ -331,6 +331,24 @@ def test_report_files_without_a_results_json_are_not_replaced(grid, tmp_path):
     assert (tmp_path / "results.md").read_text() == "my notes"
 
 
+def test_an_out_or_cells_that_is_a_file_is_named_before_any_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a cell ran"))
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="out=.*file' is or lies under a file"):
+        bench.main(TINY, tmp_path / "file", progress=False)
+    with pytest.raises(ValueError, match="cells=.*lies under a file"):
+        bench.main(TINY, tmp_path / "out", progress=False, cells=tmp_path / "file" / "cells")
+
+
+def test_a_training_reward_without_a_fingerprint_is_warned_about(tmp_path, monkeypatch):
+    monkeypatch.setattr(rewards, "_REGISTRY", dict(rewards._REGISTRY))  # the registration stays in this test
+    rewards.register("mine", lambda: rewards.FunctionReward(lambda images, prompts: images.mean(axis=(1, 2, 3)) / 255))
+    monkeypatch.setattr(runner, "run", lambda *args, **kwargs: {})
+    monkeypatch.setattr(bench.report, "write_report", lambda *args: {})
+    with pytest.warns(UserWarning, match=r"rewards \['mine'\] have no weights file the cell settings can fingerprint"):
+        bench.main(dataclasses.replace(TINY, rewards=("scene+0.1*mine",)), tmp_path, progress=False)
+
+
 def test_a_bad_value_is_named_before_the_report_in_out_is_judged(grid, tmp_path):
     out, _ = grid  # holds TINY's report: a changed grid would be refused as another grid's
     with pytest.raises(ValueError, match="seeds=0 must be an int >= 1"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,15 @@ class DPO(Agent):
                     f"this generator makes {self.generator.num_image_tokens}"
                 )
             self.dataset_fingerprint = self.dataset.fingerprint()
+            env = {"reward": self.envs.episodes.reward.name, "suite": self.envs.episodes.suite}
+            made = {key: self.dataset.metadata.get(key, env[key]) for key in env}
+            made["suite"] = made["suite"] if isinstance(made["suite"], str) else "custom"  # a prompt list, as the env says
+            if made != env:  # offline pairs were ranked when collected: the env only evaluates
+                warnings.warn(
+                    f"offline DPO trains on dataset={self.config.dataset!r}, ranked by reward {made['reward']!r} on "
+                    f"{made['suite']!r}; the env's reward {env['reward']!r} and suite {env['suite']!r} take no part "
+                    "in training", UserWarning, stacklevel=2,
+                )
 
     @property
     def uses_reference(self) -> bool:
