@@ -81,7 +81,8 @@ def evaluate(
     """Sample ``images_per_prompt`` images per suite prompt and score them.
 
     Args:
-        policy_or_generator: A generator, a generator name, or a shapes policy.
+        policy_or_generator: A generator, a generator name, a shapes policy, or an agent (its
+            generator, as trained so far).
         suite: Suite name (see :data:`cotimage.suites.NAMES`).
         images_per_prompt: Images sampled per prompt (GenEval uses 4).
         seed: Seeds sampling and the bootstrap: the same seed (and ``batch_size``) gives the same result.
@@ -100,7 +101,8 @@ def evaluate(
     require_count("images_per_prompt", images_per_prompt)
     require_count("batch_size", batch_size)
     require_count("max_prompts", max_prompts, none_means="every prompt")
-    generator = as_generator(policy_or_generator)
+    agent_generator = getattr(policy_or_generator, "generator", None)  # an agent: what it trains
+    generator = agent_generator if isinstance(agent_generator, Generator) else as_generator(policy_or_generator)
     rm = rewards.make(reward)
     records = suites.load(suite)
     if max_prompts is not None:

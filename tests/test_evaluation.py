@@ -59,3 +59,12 @@ def test_image_grid_tiles_and_scales():
     grid = image_grid(images, columns=2, scale=3)
     assert grid.shape == (3 * 2 * 3, 2 * 2 * 3, 3)
     np.testing.assert_array_equal(grid[:3, :3], np.broadcast_to(images[0, 0, 0], (3, 3, 3)))
+
+
+def test_an_agent_is_evaluated_by_its_generator():
+    from cotimage.agents import GRPO, GRPOConfig
+
+    agent = GRPO(config=GRPOConfig(batch_size=8))
+    by_agent = evaluate(agent, "shapes/geneval", images_per_prompt=1, max_prompts=1, progress=False)
+    by_generator = evaluate(agent.generator, "shapes/geneval", images_per_prompt=1, max_prompts=1, progress=False)
+    assert by_agent.overall == by_generator.overall

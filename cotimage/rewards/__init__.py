@@ -18,6 +18,7 @@ real models read local files only: ``clipscore`` (``model=``, ``checkpoint=``), 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import re
@@ -109,7 +110,9 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
         if not callable(model):
             raise ValueError(f"reward {spec!r}: its factory returned {type(model).__name__}, not a RewardModel or callable")
         model = FunctionReward(model)
-    model.name = spec  # the contract: a reward is named by the spec it was made from
+    if model.name != spec:  # the contract: a reward is named by the spec it was made from
+        model = copy.copy(model)  # a factory may hand out one instance under several names: rename a copy
+        model.name = spec
     return model
 
 

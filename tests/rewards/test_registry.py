@@ -49,6 +49,13 @@ def test_a_factory_may_return_a_plain_callable_which_gets_checked(registry):
         registry.make("number")
 
 
+def test_one_instance_registered_under_two_names_keeps_each_name(registry):
+    shared = FunctionReward(lambda images, prompts: np.ones(len(images)), name="shared")
+    registry.register("first", lambda: shared)
+    registry.register("second", lambda: shared)
+    assert (registry.make("first").name, registry.make("second").name, shared.name) == ("first", "second", "shared")
+
+
 def test_make_passes_models_through_and_wraps_callables():
     rm = rewards.make("scene")
     assert rewards.make(rm) is rm
