@@ -324,6 +324,9 @@ class ShapesGenerator(Generator):
     ) -> None:
         if policy is not None and (weights is not None or value_head):
             raise ValueError("pass either policy or weights / value_head: a given policy is used as it is")
+        #: The weights file the policy started from (``None`` for a given policy): a saved agent
+        #: names the generator only when it is the shipped one, which ``load`` can rebuild.
+        self.weights_file = None if policy is not None else Path(weights or ASSET).resolve()
         if policy is None:
             policy = ShapesPolicy.load(weights or ASSET, value_head=value_head).to(device or "cpu")
         self.policy = policy if device is None else policy.to(device)

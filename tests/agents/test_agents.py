@@ -184,6 +184,7 @@ def test_a_wrapper_the_agent_would_drop_is_refused():
         (lambda: REINFORCEConfig(baseline="mean"), "baseline"),
         (lambda: REINFORCEConfig(baseline="rloo", group_size=1), "group_size"),
         (lambda: PPOConfig(batch_size=64, minibatch_size=48), "minibatch_size"),
+        (lambda: PPOConfig(batch_size=8, minibatch_size=1), "minibatch_size=1 must be >= 2 with normalize_advantage"),
         (lambda: PPOConfig(gamma=1.5), "gamma"),
         (lambda: PPOConfig(kl_coef=-1), "kl_coef"),
         (lambda: PPOConfig(loss_distribution="guided"), "loss_distribution"),
@@ -227,6 +228,25 @@ def test_a_save_that_cannot_encode_its_record_writes_nothing(tmp_path):
     with pytest.raises(TypeError, match="not JSON serializable"):
         agent.save(tmp_path / "agent")
     assert not (tmp_path / "agent").exists()  # a half-written directory would block every later save
+
+
+def test_a_run_from_other_weights_must_be_given_them_again_to_load(tmp_path):
+    from cotimage.generators import ShapesGenerator, ShapesPolicy
+
+    start = ShapesPolicy.load()
+    with torch.no_grad():
+        start.head.bias += 1.0  # not the shipped weights
+    reference_bias = start.head.bias.clone()
+    agent = PPO(policy=ShapesGenerator(policy=start), config=PPOConfig(batch_size=8, minibatch_size=8, kl_coef=0.1))
+    agent.learn(8, progress_bar=False).save(tmp_path / "agent")
+    with pytest.raises(ValueError, match="pass it to load"):  # rebuilt by name, its KL reference would be the shipped model
+        PPO.load(tmp_path / "agent")
+    again = ShapesPolicy.load()
+    with torch.no_grad():
+        again.head.bias += 1.0
+    loaded = PPO.load(tmp_path / "agent", policy=ShapesGenerator(policy=again))
+    assert torch.equal(loaded.reference.head.bias, reference_bias)
+    assert torch.equal(loaded.policy.head.bias, agent.policy.head.bias)
 
 
 def test_wrong_config_class_and_mismatched_vector_env():

@@ -13,6 +13,7 @@ from typing import Any
 
 from cotimage.envs import CotImageVectorEnv
 from cotimage.generators import ShapesGenerator
+from cotimage.generators.shapes import ASSET as SHAPES_ASSET
 
 META_FILE = "agent.json"
 
@@ -24,7 +25,10 @@ def env_record(env: Any, policy: Any, env_kwargs: dict | None, envs: CotImageVec
     (reward and suite as names): objects cannot be rebuilt from a file.
     """
     generator = envs.generator
-    name = policy if isinstance(policy, str) else "shapes" if isinstance(generator, ShapesGenerator) else None
+    # Only the shipped shapes weights can be rebuilt by name: a run from other weights must be
+    # given its generator again, or a loaded agent's KL reference would be the shipped model.
+    shipped = isinstance(generator, ShapesGenerator) and generator.weights_file == SHAPES_ASSET.resolve()
+    name = policy if isinstance(policy, str) else "shapes" if shipped else None
     record: dict[str, Any] = {"description": describe(envs), "policy": name}
     if isinstance(env, str) and _json_able(env_kwargs or {}):
         record["rebuild"] = {"env": env, "env_kwargs": env_kwargs or {}}

@@ -44,6 +44,10 @@ class PPOConfig(AgentConfig):
         super().__post_init__()
         require(self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be >= 1")
         require(self.minibatch_size >= 1 and self.batch_size % self.minibatch_size == 0, "minibatch_size", self.minibatch_size, f"must divide batch_size={self.batch_size}")
+        require(
+            self.minibatch_size >= 2 or not self.normalize_advantage, "minibatch_size", self.minibatch_size,
+            "must be >= 2 with normalize_advantage=True: one image's tokens normalised against each other cancel its reward",
+        )
         require(0 <= self.gamma <= 1, "gamma", self.gamma, "must lie in [0, 1]")
         require(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "must lie in [0, 1]")
         require(self.clip_range > 0, "clip_range", self.clip_range, "must be > 0")
