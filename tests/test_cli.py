@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cotimage import agents
+from cotimage import agents, evaluate
 from cotimage.agents import GRPO
 from cotimage.cli import main
 
@@ -28,12 +28,17 @@ def test_eval_refuses_to_replace_earlier_results_unless_asked(tmp_path):
     assert result["images_per_prompt"] == 1 and result["max_prompts"] == 1
 
 
-def test_eval_scores_the_policy_of_a_trained_agent(tmp_path, capsys):
-    main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "4",
+def test_eval_scores_the_policy_of_a_trained_agent(tmp_path):
+    main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "4", "--learning-rate", "0.01",
           "--save", str(tmp_path / "agent"), "--tensorboard-log", str(tmp_path / "tb")])
     weights = str(tmp_path / "agent" / "policy.safetensors")
-    main(["eval", "--suite", "shapes/geneval", "--max-prompts", "1", "--images-per-prompt", "1", "--weights", weights])
-    assert "**overall**" in capsys.readouterr().out
+    main(["eval", "--suite", "shapes/geneval", "--max-prompts", "2", "--images-per-prompt", "2", "--weights", weights,
+          "--out", str(tmp_path / "eval")])
+    scores = json.loads((tmp_path / "eval" / "shapes-geneval.json").read_text())["overall"]
+    kwargs = dict(images_per_prompt=2, max_prompts=2, progress=False)
+    trained = evaluate(GRPO.load(tmp_path / "agent").generator, "shapes/geneval", **kwargs).overall
+    assert scores["mean"] == pytest.approx(trained.mean)  # the saved policy's samples, not the shipped one's
+    assert trained != evaluate("shapes", "shapes/geneval", **kwargs).overall
     with pytest.raises(SystemExit, match=r"^cotimage eval: --weights=.*reward_pref.safetensors: .* is not a shapes policy file"):
         main(["eval", "--weights", str(agents.__path__[0]) + "/../assets/reward_pref.safetensors"])
 

@@ -62,9 +62,14 @@ def test_image_grid_tiles_and_scales():
 
 
 def test_an_agent_is_evaluated_by_its_generator():
+    import torch
+
     from cotimage.agents import GRPO, GRPOConfig
 
     agent = GRPO(config=GRPOConfig(batch_size=8))
-    by_agent = evaluate(agent, "shapes/geneval", images_per_prompt=1, max_prompts=1, progress=False)
-    by_generator = evaluate(agent.generator, "shapes/geneval", images_per_prompt=1, max_prompts=1, progress=False)
-    assert by_agent.overall == by_generator.overall
+    with torch.no_grad():
+        agent.policy.head.bias[:128] += 3.0  # no longer the shipped generator
+    kwargs = dict(images_per_prompt=2, max_prompts=2, progress=False)
+    by_agent = evaluate(agent, "shapes/geneval", **kwargs)
+    np.testing.assert_array_equal(by_agent.scores, evaluate(agent.generator, "shapes/geneval", **kwargs).scores)
+    assert not np.array_equal(by_agent.scores, evaluate("shapes", "shapes/geneval", **kwargs).scores)
