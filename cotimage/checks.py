@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+from pathlib import Path
 from typing import Any
 
 
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer, Python's or NumPy's, and not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (an int or a float, Python's or NumPy's), not a bool."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond a float's range
+        return False
+
+
+def blocking_file(path: str | Path) -> Path | None:
+    """The file at ``path`` or above it that keeps ``path`` from being (or holding) a directory, if any."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
 
 
 def require_count(name: str, value: Any, least: int = 1, none_means: str | None = None) -> int | None:

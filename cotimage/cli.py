@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from cotimage import suites
+from cotimage.checks import blocking_file
 
 _DEVICE = re.compile(r"cpu|cuda(?::\d+)?")
 #: Generators whose policy loads from a weights file (``cotimage eval --weights``).
@@ -40,13 +41,19 @@ def parse_device(value: str) -> str:
     return value
 
 
+def _int_at_least(value: str, least: int) -> int | None:
+    """``value`` as an int if it is one >= ``least``, else ``None``."""
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number >= least else None
+
+
 def parse_count(value: str) -> int:
     """argparse type of a count (steps, prompts, repeats, ...): an int >= 1."""
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
+    count = _int_at_least(value, 1)
+    if count is None:
         raise argparse.ArgumentTypeError(f"{value!r} is not an int >= 1")
     return count
 
@@ -59,7 +66,7 @@ def check_output_file(path: Path, force: bool) -> None:
     """
     if path.is_dir():
         raise ValueError(f"{path} is a directory; name the file to write")
-    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+    if blocking_file(path.parent):
         raise ValueError(f"{path} cannot be written: a parent of it is a file")
     if path.exists() and not force:
         raise ValueError(f"{path} exists; pass --force to overwrite it")
@@ -67,11 +74,8 @@ def check_output_file(path: Path, force: bool) -> None:
 
 def parse_seed(value: str) -> int:
     """``--seed``'s type: an int >= 0 (numpy's and gymnasium's seeding refuse negatives)."""
-    try:
-        seed = int(value)
-    except ValueError:
-        seed = -1
-    if seed < 0:
+    seed = _int_at_least(value, 0)
+    if seed is None:
         raise argparse.ArgumentTypeError(f"{value!r} is no seed; use an int >= 0")
     return seed
 
@@ -93,7 +97,7 @@ def _eval(args: argparse.Namespace) -> None:
     if taken and not args.overwrite:  # before sampling, not after
         raise FileExistsError(f"{', '.join(taken)} exist already; pass --overwrite to replace them, or another --out")
     if args.out is not None:
-        if any(p.exists() and not p.is_dir() for p in (args.out, *args.out.parents)):
+        if blocking_file(args.out):
             raise ValueError(f"--out {args.out} is or lies under a file; name a directory")
         args.out.mkdir(parents=True, exist_ok=True)
     try:

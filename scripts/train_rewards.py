@@ -530,7 +530,7 @@ def train_learned(
         losses = orm_losses(net, data, extra, keep, args.batch, args.seed)
     optimize(net.parameters(), losses, steps, LEARNING_RATES[model], args.log_every, model)
     net.cpu()
-    save_net(net, output_path(args.out_dir, model), kind=kind, recipe=recipe(model, data, args, steps))
+    save_net(net, output_path(args.out_dir, model), kind=kind, recipe=recipe(model, data, args, steps, keep))
     return LearnedReward(net, kind, model)
 
 
@@ -541,17 +541,17 @@ def train_clip(data: RankingSet, args: argparse.Namespace, steps: int) -> OpenCL
     model = build_shapes_clip(tokenizer)
     losses = clip_losses(model, tokenizer, data, args.batch, args.seed)
     optimize(model.parameters(), losses, steps, LEARNING_RATES["clip"], args.log_every, "clip")
-    save_shapes_clip(model, tokenizer, output_path(args.out_dir, "clip"), recipe=recipe("clip", data, args, steps))
+    save_shapes_clip(model, tokenizer, output_path(args.out_dir, "clip"), recipe=recipe("clip", data, args, steps, prompt_set("clip", data.records, args.seed)))
     return OpenCLIPReward(model, tokenizer, "clip")
 
 
-def recipe(model: str, data: RankingSet, args: argparse.Namespace, steps: int) -> dict:
+def recipe(model: str, data: RankingSet, args: argparse.Namespace, steps: int, keep: Callable[[PromptRecord], bool]) -> dict:
     """What a model was trained on, stored in its weights file's metadata."""
     return {
         "script": "scripts/train_rewards.py",
         "suite": "shapes/compbench-train",
         "prompts": len(data.records),
-        "prompts_used": int(sum(map(prompt_set(model, data.records, args.seed), data.records))),
+        "prompts_used": int(sum(map(keep, data.records))),  # the prompt set the model trained on
         "prompt_set": f"{NARROW_PROMPTS} prompts, stratified" if model == "pref-narrow" else "all",
         "images_per_prompt": data.images_per_prompt,
         "steps": steps,

@@ -18,6 +18,7 @@ from cotimage.bench.grid import Cell, Preset, Variant
 from cotimage.bench.presets import PRESETS
 from cotimage.bench.runner import evaluate_cell, run, run_cell
 from cotimage.bench.settings import AGENT_SETTINGS
+from cotimage.checks import blocking_file
 
 
 def main(
@@ -55,7 +56,7 @@ def main(
     """
     preset.validate()  # a bad value is named before anything else is judged
     for name, path in (("out", out), ("cells", cells)):
-        if path is not None and any(p.exists() and not p.is_dir() for p in (Path(path), *Path(path).parents)):
+        if path is not None and blocking_file(path):
             raise ValueError(f"{name}={str(path)!r} is or lies under a file; name a directory")
     _warn_unfingerprinted(preset)
     if not overwrite:

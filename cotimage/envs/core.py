@@ -6,7 +6,6 @@ Every row of a batch is always at the same step, because every episode has the s
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 from gymnasium import spaces
 
 from cotimage import generators, rewards, suites
-from cotimage.checks import is_int
+from cotimage.checks import is_finite, is_int
 from cotimage.generators import Generator
 from cotimage.suites import PromptRecord
 
@@ -81,9 +80,7 @@ class EpisodeBatch:
         self.row = int(round(self.length**0.5))
         if process_reward_every is not None and (not is_int(process_reward_every) or not 1 <= process_reward_every < self.row):
             raise ValueError(f"process_reward_every={process_reward_every!r} must be None or an int in [1, {self.row})")
-        if isinstance(process_reward_coef, bool) or not (
-            isinstance(process_reward_coef, numbers.Real) and np.isfinite(process_reward_coef)
-        ):
+        if not is_finite(process_reward_coef):
             raise ValueError(f"process_reward_coef={process_reward_coef!r} must be a finite number")
         self.shaping_interval = None if process_reward_every is None else int(process_reward_every) * self.row
         self.shaping_coef = float(process_reward_coef)

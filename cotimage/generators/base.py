@@ -23,7 +23,6 @@ with ``cfg_weight=1`` to ``log_prob`` for that. Agents expose the choice as a co
 
 from __future__ import annotations
 
-import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,15 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cotimage.checks import is_int
+from cotimage.checks import is_finite, is_int
 
 #: The largest classifier-free guidance weight: far beyond any used (Janus-Pro samples with 5),
 #: far below what overflows float32 logits.
 MAX_CFG_WEIGHT = 1e4
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -59,12 +54,12 @@ class SamplingConfig:
     cfg_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if not _is_real(self.temperature) or not 0 < self.temperature < np.inf:
+        if not is_finite(self.temperature) or self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature!r} must be a finite number > 0")
         if self.top_k is not None and (not is_int(self.top_k) or self.top_k < 1):
             raise ValueError(f"top_k={self.top_k!r} must be None or an int >= 1")
         # float32 bound: guidance multiplies logit differences, and a larger weight overflows them.
-        if not _is_real(self.cfg_weight) or not 0 <= self.cfg_weight <= MAX_CFG_WEIGHT:
+        if not is_finite(self.cfg_weight) or not 0 <= self.cfg_weight <= MAX_CFG_WEIGHT:
             raise ValueError(f"cfg_weight={self.cfg_weight!r} must be a number in [0, {MAX_CFG_WEIGHT:g}]")
         object.__setattr__(self, "top_k", None if self.top_k is None else int(self.top_k))
 

@@ -46,11 +46,13 @@ class RewardModel(ABC):
             raise ValueError(
                 f"reward {self.name!r}: images must be uint8 (B, H, W, 3) with H, W >= 1, got {images.dtype} {images.shape}"
             )
-        if isinstance(prompts, str) or not hasattr(prompts, "__len__") or len(prompts) != len(images):
-            if isinstance(prompts, str):
-                got = "a string"
-            else:
-                got = f"{len(prompts)} prompts" if hasattr(prompts, "__len__") else type(prompts).__name__
+        if isinstance(prompts, str):
+            got = "a string"
+        elif not hasattr(prompts, "__len__"):
+            got = type(prompts).__name__
+        else:
+            got = f"{len(prompts)} prompts" if len(prompts) != len(images) else None
+        if got is not None:
             raise ValueError(f"reward {self.name!r}: expected {len(images)} prompts (one per image), got {got}")
         if len(images) == 0:
             return np.zeros(0, np.float32), []

@@ -25,6 +25,7 @@ from cotimage.agents.common.saving import (
     load_arguments,
     read_meta,
     save_directory,
+    saved_run_dir,
     warn_if_env_changed,
 )
 from cotimage.checks import require_count
@@ -312,8 +313,7 @@ class Agent(ABC):
         env, policy, kwargs = load_arguments(meta, path, env, policy, kwargs)
         agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
         warn_if_env_changed(meta, agent.env_record, path)
-        if meta.get("tensorboard_run") and agent.tensorboard_log == Path(meta["tensorboard_log"]):
-            agent.run_dir = agent.tensorboard_log / meta["tensorboard_run"]
+        agent.run_dir = saved_run_dir(meta, agent.tensorboard_log)
         saved_device, device = meta.get("device", "cpu"), agent.policy.device.type
         if device != saved_device:
             raise ValueError(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import cache
@@ -13,7 +11,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import numpy as np
 
 from cotimage import suites
-from cotimage.checks import is_int
+from cotimage.checks import is_finite, is_int
 from cotimage.generators import SamplingConfig
 
 
@@ -21,16 +19,6 @@ def require(condition: bool, field: str, value: Any, rule: str) -> None:
     """Raise ``ValueError('field=value rule')`` unless ``condition``: one message shape for all configs."""
     if not condition:
         raise ValueError(f"{field}={value!r} {rule}")
-
-
-def is_finite(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (an int or a float, Python's or NumPy's), not a bool."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond a float's range
-        return False
 
 
 #: Field types every config checks, by annotation (alone or ``| None``): the test, and what it asks for.

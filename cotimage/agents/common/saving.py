@@ -100,6 +100,13 @@ def encode_meta(agent: Any, **extra: Any) -> str:
     return json.dumps(meta, indent=2)
 
 
+def saved_run_dir(meta: dict[str, Any], tensorboard_log: Path | None) -> Path | None:
+    """The TensorBoard run a loaded agent continues: the saved one, when it logs to the saved directory."""
+    if meta.get("tensorboard_run") and tensorboard_log is not None and tensorboard_log == Path(meta["tensorboard_log"]):
+        return tensorboard_log / meta["tensorboard_run"]
+    return None
+
+
 def read_meta(path: str | Path, cls: type) -> dict[str, Any]:
     """The ``agent.json`` in ``path``, checked to hold a ``cls`` agent."""
     path = Path(path)

@@ -36,6 +36,7 @@ from cotimage.agents.common.saving import (
     load_arguments,
     read_meta,
     save_directory,
+    saved_run_dir,
     warn_if_env_changed,
 )
 from cotimage.agents.sb3.policy import PretrainedTokenPolicy
@@ -308,8 +309,8 @@ class SB3PPO:
         agent.model.set_parameters(str(path / MODEL_FILE), exact_match=True, device=agent.model.device)
         agent.model.num_timesteps = meta["num_timesteps"]
         agent.model._n_updates = meta["sb3_n_updates"]
-        if meta.get("tensorboard_run") and agent.tensorboard_log == Path(meta["tensorboard_log"]):
-            agent.run_dir = agent.tensorboard_log / meta["tensorboard_run"]
+        agent.run_dir = saved_run_dir(meta, agent.tensorboard_log)
+        if agent.run_dir is not None:
             agent.model.set_logger(configure(str(agent.run_dir), ["tensorboard"]))
         return agent
 
