@@ -148,8 +148,8 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list
             check_save_directory(args.save, overwrite=args.overwrite)
         except FileExistsError as error:
             raise FileExistsError(f"--save: {str(error).replace('overwrite=True', '--overwrite')}") from None
-    if args.tensorboard_log is not None and args.tensorboard_log.exists() and not args.tensorboard_log.is_dir():
-        raise ValueError(f"--tensorboard-log {args.tensorboard_log} is a file; name a directory")
+    if args.tensorboard_log is not None and (blocker := blocking_file(args.tensorboard_log)):
+        raise ValueError(f"--tensorboard-log {args.tensorboard_log}: {blocker} is a file; name a directory")
     per_update, what = images_per_update(config)
     if args.total_images % per_update:
         print(f"note: trains {-(-args.total_images // per_update) * per_update} images, not {args.total_images}: "

@@ -60,6 +60,8 @@ def test_train_says_when_the_budget_is_rounded_up_and_refuses_a_file_as_log_dire
     (tmp_path / "file").write_text("mine")
     with pytest.raises(SystemExit, match="--tensorboard-log .*file is a file; name a directory"):
         main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "4", "--tensorboard-log", str(tmp_path / "file")])
+    with pytest.raises(SystemExit, match="--tensorboard-log .*file/tb: .*file is a file; name a directory"):
+        main(["train", "grpo", "--total-images", "8", "--batch-size", "8", "--group-size", "4", "--tensorboard-log", str(tmp_path / "file" / "tb")])
 
 
 def test_eval_names_an_out_that_is_a_file_and_a_weights_directory(tmp_path):

@@ -110,6 +110,11 @@ def test_save_never_replaces_files_that_are_not_a_saved_agent(tmp_path):
         with pytest.raises(FileExistsError, match="not a saved agent"):
             agent.save(tmp_path / "mine", overwrite=overwrite)
     assert (tmp_path / "mine" / "state.pt").read_text() == "the user's"
+    (tmp_path / "notes").write_text("the user's")
+    for target in (tmp_path / "notes", tmp_path / "notes" / "run"):  # a file, or a file above the directory
+        with pytest.raises(FileExistsError, match=r"notes is a file"):
+            agent.save(target, overwrite=True)
+    assert (tmp_path / "notes").read_text() == "the user's"
 
 
 def test_agents_share_one_model_and_ppo_adds_only_a_value_head():
@@ -215,6 +220,12 @@ def test_a_bad_seed_fails_at_construction(seed):
     with pytest.raises(ValueError, match=rf"seed={seed!r} must be an int >= 0"):
         GRPO(config=GRPOConfig(batch_size=8), seed=seed)
     assert GRPO(config=GRPOConfig(batch_size=8), seed=np.int64(3)).seed == 3
+
+
+def test_a_tensorboard_log_under_a_file_fails_at_construction(tmp_path):
+    (tmp_path / "notes").write_text("the user's")
+    with pytest.raises(ValueError, match=r"tensorboard_log=.*notes/tb' cannot be a directory: .*notes is a file"):
+        GRPO(config=GRPOConfig(batch_size=8), tensorboard_log=tmp_path / "notes" / "tb")
 
 
 def test_a_generator_in_env_kwargs_is_refused_not_ignored():

@@ -102,6 +102,11 @@ def test_dataset_round_trip_and_overwrite_refusal(tmp_path):
     assert len(PairDataset.load(tmp_path / "ds")) == 1
     with pytest.raises(FileNotFoundError):
         PairDataset.load(tmp_path / "missing")
+    (tmp_path / "notes").write_text("the user's")
+    for target in (tmp_path / "notes", tmp_path / "notes" / "ds"):  # a file, or a file above the directory
+        with pytest.raises(FileExistsError, match="notes is a file"):
+            pairs.save(target, overwrite=True)
+    assert (tmp_path / "notes").read_text() == "the user's"
 
 
 def test_a_save_that_cannot_encode_its_index_leaves_the_saved_dataset_as_it_was(tmp_path):
@@ -231,6 +236,8 @@ def test_collect_pairs_command_writes_and_refuses_to_overwrite(tmp_path, capsys)
     (tmp_path / "file").write_text("mine")
     assert collect_pairs_command([*argv[:1], str(tmp_path / "file"), *argv[2:]]) == 2
     assert "is a file" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+    assert collect_pairs_command([*argv[:1], str(tmp_path / "file" / "ds"), *argv[2:]]) == 2
+    assert "file is a file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         collect_pairs_command([*argv, "--seed", "-1"])
     assert "argument --seed: '-1' is no seed" in capsys.readouterr().err

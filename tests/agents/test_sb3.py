@@ -230,3 +230,9 @@ def test_a_loaded_agent_continues_its_own_tensorboard_run(tmp_path):
 def test_a_bad_seed_fails_at_construction(seed):
     with pytest.raises(ValueError, match=rf"seed={seed!r} must be an int >= 0"):
         SB3PPO(config=small(), seed=seed)
+
+
+def test_a_tensorboard_log_that_is_a_file_fails_at_construction(tmp_path):
+    (tmp_path / "notes").write_text("the user's")
+    with pytest.raises(ValueError, match=r"tensorboard_log=.*notes' cannot be a directory: .*notes is a file"):
+        SB3PPO(config=small(), tensorboard_log=tmp_path / "notes")

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from cotimage import generators
 from cotimage.agents.common.config import AgentConfig
-from cotimage.agents.common.logger import next_run_dir
+from cotimage.agents.common.logger import next_run_dir, tensorboard_dir
 from cotimage.agents.common.rollout import Rollout, collect
 from cotimage.agents.common.saving import (
     META_FILE,
@@ -102,6 +102,7 @@ class Agent(ABC):
         seed: int = 0,
     ) -> None:
         require_count("seed", seed, least=0)
+        self.tensorboard_log = tensorboard_dir(tensorboard_log)
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
             raise ValueError(f"config must be a {self.config_class.__name__}, got {type(self.config).__name__}")
@@ -120,7 +121,6 @@ class Agent(ABC):
         self.sampler = torch.Generator(self.policy.device).manual_seed(self.seed)
         self.num_images = self.num_updates = 0
         self._rollout_seconds = 0.0  # time in collect() during the current update
-        self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.writer = None
         self.run_dir: Path | None = None  # the TensorBoard run; a loaded agent continues its saved one
 

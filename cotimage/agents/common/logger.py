@@ -5,6 +5,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cotimage.checks import blocking_file
+
+
+def tensorboard_dir(value: str | Path | None) -> Path | None:
+    """An agent's ``tensorboard_log`` as a Path (``None``: no logging), checked before any training.
+
+    Raises:
+        ValueError: if it, or a directory above it, is a file (naming that file).
+    """
+    if value is None:
+        return None
+    blocker = blocking_file(value)
+    if blocker is not None:
+        raise ValueError(f"tensorboard_log={str(value)!r} cannot be a directory: {blocker} is a file; name a directory")
+    return Path(value)
+
 
 def next_run_dir(directory: Path, name: str) -> Path:
     """``directory/name_k`` with ``k`` one past the highest existing run of that name (1 if none).

@@ -26,12 +26,29 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cotimage.agents.common.rollout import Rollout
-from cotimage.checks import require_count
+from cotimage.checks import blocking_file, require_count
 from cotimage.envs.core import text_of
 
 FORMAT = "cotimage-pairs"
 FORMAT_VERSION = 1
 TENSOR_FILE, INDEX_FILE = "pairs.safetensors", "pairs.json"
+
+
+def check_dataset_directory(path: str | Path, overwrite: bool, overwrite_hint: str = "overwrite=True") -> Path:
+    """``path``, once checked that a pair dataset can be saved there without replacing what a user keeps.
+
+    Raises:
+        FileExistsError: if ``path``, or a directory above it, is a file; or if ``path``
+            already holds a pair dataset and ``overwrite`` is false (``overwrite_hint`` says
+            how to allow it).
+    """
+    path = Path(path)
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise FileExistsError(f"{path} cannot hold a pair dataset: {blocker} is a file; name a directory")
+    if not overwrite and ((path / INDEX_FILE).exists() or (path / TENSOR_FILE).exists()):
+        raise FileExistsError(f"{path} already holds a pair dataset; pass {overwrite_hint} to replace it")
+    return path
 
 
 @dataclass
@@ -123,11 +140,7 @@ class PairDataset:
         Raises:
             FileExistsError: if ``path`` already holds a pair dataset and ``overwrite`` is false.
         """
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise FileExistsError(f"{path} is a file; save a pair dataset into a directory")
-        if not overwrite and ((path / INDEX_FILE).exists() or (path / TENSOR_FILE).exists()):
-            raise FileExistsError(f"{path} already holds a pair dataset; pass overwrite=True to replace it")
+        path = check_dataset_directory(path, overwrite)
         index = json.dumps({  # first: a value JSON cannot hold fails before any file is touched
             "format": FORMAT, "version": FORMAT_VERSION, "num_pairs": len(self),
             "prompts": self.prompts, "categories": self.categories, "metadata": self.metadata,

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from cotimage.checks import blocking_file
 from cotimage.envs import CotImageVectorEnv
 from cotimage.generators import ShapesGenerator
 from cotimage.generators.shapes import ASSET as SHAPES_ASSET
@@ -67,11 +68,12 @@ def check_save_directory(path: str | Path, overwrite: bool) -> Path:
 
     Raises:
         FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or holds
-            other files (never replaced, whatever ``overwrite``), or is a file.
+            other files (never replaced, whatever ``overwrite``), or it or a directory above it is a file.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} is a file; save into a new or empty directory")
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise FileExistsError(f"{path} cannot hold a saved agent: {blocker} is a file; save into a new or empty directory")
     if (path / META_FILE).exists():
         if not overwrite:
             raise FileExistsError(f"{path} already holds a saved agent; pass overwrite=True to replace it")

@@ -20,7 +20,7 @@ import torch
 from cotimage import generators, suites
 from cotimage.agents.common.agent import make_envs
 from cotimage.agents.common.config import AgentConfig
-from cotimage.agents.common.pairs import INDEX_FILE, TENSOR_FILE, PairDataset, collect_pairs
+from cotimage.agents.common.pairs import PairDataset, check_dataset_directory, collect_pairs
 from cotimage.agents.common.rollout import Rollout, collect
 from cotimage.checks import require_count
 from cotimage.cli import parse_seed
@@ -108,10 +108,7 @@ def collect_pairs_command(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Collect and save the dataset that parsed arguments ask for; returns the exit status."""
     try:
-        if args.out.exists() and not args.out.is_dir():  # before drawing any image
-            raise FileExistsError(f"--out {args.out} is a file; name a directory for the dataset")
-        if not args.overwrite and ((args.out / INDEX_FILE).exists() or (args.out / TENSOR_FILE).exists()):
-            raise FileExistsError(f"{args.out} already holds a pair dataset; pass --overwrite to replace it")
+        check_dataset_directory(args.out, args.overwrite, "--overwrite")  # before drawing any image
         dataset = collect_dataset(
             args.prompts, args.samples_per_prompt, generator=args.generator, suite=args.suite, reward=args.reward,
             batch_size=args.batch_size, seed=args.seed, temperature=args.temperature, top_k=args.top_k,

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from cotimage import generators
 from cotimage.agents.common.agent import Agent, make_envs
 from cotimage.agents.common.config import AgentConfig, require
-from cotimage.agents.common.logger import next_run_dir
+from cotimage.agents.common.logger import next_run_dir, tensorboard_dir
 from cotimage.agents.common.saving import (
     META_FILE,
     encode_meta,
@@ -148,6 +148,7 @@ class SB3PPO:
         seed: int = 0,
     ) -> None:
         seed = require_count("seed", seed, least=0)
+        self.tensorboard_log = tensorboard_dir(tensorboard_log)
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
             raise ValueError(f"config must be a {self.config_class.__name__}, got {type(self.config).__name__}")
@@ -160,7 +161,6 @@ class SB3PPO:
         if not isinstance(self.policy, ShapesPolicy):
             raise ValueError(f"SB3PPO wraps the shapes transformer; the generator's policy is a {type(self.policy).__name__}")
         self.seed = seed
-        self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.run_dir: Path | None = None  # the TensorBoard run; a loaded agent continues its saved one
         #: SB3's vector env: ``batch_size`` single envs sharing the generator and reward model.
         self.envs: VecEnv = make_vec_env(CotImageEnv, n_envs=self.config.batch_size, seed=seed, env_kwargs=settings)
