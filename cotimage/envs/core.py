@@ -75,6 +75,7 @@ class EpisodeBatch:
             "process_reward_coef": process_reward_coef,
         }
         self.records = self._suite_records(suite)
+        self.check_scenes(self.records)
         self.suite = suite if isinstance(suite, str) else "custom"
         self.length = self.generator.num_image_tokens
         self.row = int(round(self.length**0.5))
@@ -186,8 +187,23 @@ class EpisodeBatch:
         allowed = {"prompt": "a prompt text or PromptRecord", "prompts": "prompt texts, PromptRecords or suite indices"}
         raise ValueError(f"reset option {key!r} takes {allowed.get(key, 'suite indices (ints)')}, got {value!r}")
 
+    def check_scenes(self, prompts: Sequence[PromptRecord | str]) -> None:
+        """``ValueError`` if the reward scores scenes and a prompt is a text the shapes grammar does not parse."""
+        unparsed = [p for p in prompts if isinstance(p, str)] if self.reward.needs_scenes else []
+        if unparsed:
+            from cotimage.shapes import parse
+
+            try:
+                parse(unparsed[0])
+            except ValueError as error:  # the grammar says why
+                raise ValueError(
+                    f"reward {self.reward.name!r} scores shapes scenes, and the shapes grammar does not parse the "
+                    f"prompt {unparsed[0]!r}: {error}. Use a reward that reads any text, such as 'clip' or 'pref'"
+                ) from None
+
     def start(self, prompts: Sequence[PromptRecord | str]) -> None:
         encoded = self.generator.encode_prompts([text_of(p) for p in prompts])  # raises over the limit
+        self.check_scenes(prompts)
         self.prompts = list(prompts)
         ids = encoded.ids.numpy()  # padded to the batch's longest prompt, on the generator's side
         self.prompt_ids[:] = self.generator.pad_token_id

@@ -23,10 +23,14 @@ class RewardModel(ABC):
     Attributes:
         name: Registry name, used in logs and error messages.
         range: ``(low, high)`` bounds of the score (documented, and checked on output).
+        needs_scenes: Whether every prompt must be a shapes scene (a suite record, or a text
+            the shapes grammar parses), as for the checker; the environment checks its
+            prompts against it when an episode starts, not when the image is scored.
     """
 
     name: str = "reward"
     range: tuple[float, float] = (-np.inf, np.inf)
+    needs_scenes: bool = False
 
     @abstractmethod
     def score(self, images: np.ndarray, prompts: Sequence[Any]) -> np.ndarray:

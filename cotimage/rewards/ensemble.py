@@ -72,6 +72,7 @@ class EnsembleReward(RewardModel):
         lows = [min(w * rm.range[0], w * rm.range[1]) for w, rm in self.terms]
         highs = [max(w * rm.range[0], w * rm.range[1]) for w, rm in self.terms]
         self.range = (float(sum(lows)), float(sum(highs)))
+        self.needs_scenes = any(rm.needs_scenes for _, rm in self.terms)
 
     def details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
         total = np.zeros(len(images), np.float32)

@@ -19,6 +19,7 @@ class SceneReward(RewardModel):
     """
 
     range = (0.0, 1.0)
+    needs_scenes = True
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict

@@ -61,6 +61,19 @@ def test_episode_draws_one_image_and_rewards_at_the_end(env):
     assert "circle/color" in last_info["reward_details"]
 
 
+def test_a_prompt_the_scene_rewards_cannot_check_fails_before_the_episode_not_at_its_end():
+    unparsed = "a purple elephant"
+    with pytest.raises(ValueError, match="reward 'scene' scores shapes scenes.*'a purple elephant': .*unknown word 'elephant'"):
+        CotImageEnv(suite=[PROMPT, unparsed])
+    with pytest.raises(ValueError, match="reward '0.5\\*scene-strict\\+clip' scores shapes scenes"):
+        CotImageEnv(reward="0.5*scene-strict+clip", suite=[unparsed])
+    env = CotImageEnv()
+    with pytest.raises(ValueError, match="does not parse the prompt 'a purple elephant'"):
+        env.reset(options={"prompt": unparsed})
+    text_env = CotImageEnv(reward="clip", suite=[unparsed])  # a reward that reads text takes any prompt
+    assert text_env.reset(seed=0)[1]["prompt"] == unparsed
+
+
 def test_drawing_the_encoded_render_scores_one(env):
     from cotimage.shapes import render
 
