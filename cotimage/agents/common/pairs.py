@@ -138,7 +138,8 @@ class PairDataset:
         """Write the dataset into directory ``path``.
 
         Raises:
-            FileExistsError: if ``path`` already holds a pair dataset and ``overwrite`` is false.
+            FileExistsError: if ``path`` already holds a pair dataset and ``overwrite`` is false,
+                or it or a directory above it is a file (see :func:`check_dataset_directory`).
         """
         path = check_dataset_directory(path, overwrite)
         index = json.dumps({  # first: a value JSON cannot hold fails before any file is touched
