@@ -59,10 +59,13 @@ def preprocess(images: np.ndarray, cfg: dict) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
     height, width = cfg["size"] if isinstance(cfg["size"], (tuple, list)) else (cfg["size"],) * 2
     if x.shape[-2:] != (height, width):
-        scale = max(height / x.shape[-2], width / x.shape[-1])
-        size = (max(height, round(x.shape[-2] * scale)), max(width, round(x.shape[-1] * scale)))
+        h, w = x.shape[-2:]
+        # torchvision's roundings, so non-square images match open_clip's transform: the side
+        # that sets the scale is exact and the other truncated (Resize), the crop centred with
+        # round (CenterCrop).
+        size = (height, max(width, int(height * w / h))) if height / h >= width / w else (max(height, int(width * h / w)), width)
         x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-        top, left = (size[0] - height) // 2, (size[1] - width) // 2
+        top, left = int(round((size[0] - height) / 2)), int(round((size[1] - width) / 2))
         x = x[:, :, top : top + height, left : left + width]
     mean, std = (torch.tensor(cfg[key]).view(1, 3, 1, 1) for key in ("mean", "std"))
     return (x - mean) / std

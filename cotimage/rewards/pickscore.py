@@ -35,6 +35,8 @@ class PickScoreReward(RewardModel):
 
     Raises:
         FileNotFoundError: if a directory is missing; the message says how to provide it.
+        ValueError: if a directory holds no CLIPModel's weights (another model's, or none) or no
+            CLIPProcessor.
     """
 
     name = "pickscore"
@@ -46,11 +48,17 @@ class PickScoreReward(RewardModel):
         model_dir = self._require_dir(path, "path")
         processor_dir = self._require_dir(processor_path or path, "processor_path")
         try:
-            self.model = CLIPModel.from_pretrained(model_dir, local_files_only=True).eval().requires_grad_(False)
+            model, loading = CLIPModel.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
             self.processor = CLIPProcessor.from_pretrained(processor_dir, local_files_only=True)
-        except (OSError, ValueError) as error:  # what transformers raises for a directory without the files
+        except (OSError, ValueError, RuntimeError) as error:  # no files; tensors of other shapes
             raise ValueError(f"reward {self.name!r}: cannot load a CLIPModel and CLIPProcessor from {model_dir} "
                              f"and {processor_dir}: {error}. {PICKSCORE_HELP}") from error
+        # transformers only warns when the directory holds another model: every CLIP tensor is then random
+        missing = [*loading["missing_keys"], *(key for key, *_ in loading["mismatched_keys"])]
+        if missing:
+            raise ValueError(f"reward {self.name!r}: path={str(model_dir)!r} holds no CLIPModel's weights "
+                             f"({len(missing)} tensors missing, e.g. {missing[0]!r}). {PICKSCORE_HELP}")
+        self.model = model.eval().requires_grad_(False)
         scale = float(self.model.logit_scale.exp())
         self.range = (-scale, scale)
 
@@ -69,9 +77,9 @@ class PickScoreReward(RewardModel):
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = slice(start, start + self.batch_size)
-            inputs = self.processor(
+            inputs = self.processor(  # channels_last: left to guess, an image 1 or 3 pixels high reads as channels-first
                 text=texts[batch], images=list(images[batch]), return_tensors="pt", padding=True, truncation=True,
-                max_length=self.model.config.text_config.max_position_embeddings,
+                max_length=self.model.config.text_config.max_position_embeddings, input_data_format="channels_last",
             )
             inputs = {key: value.to(weight.device) for key, value in inputs.items()}
             inputs["pixel_values"] = inputs["pixel_values"].to(weight.dtype)

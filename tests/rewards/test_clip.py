@@ -61,6 +61,16 @@ def test_preprocess_matches_open_clips_transform(tiny_checkpoint):
     assert (got - expected).abs().mean() < 0.05
 
 
+@pytest.mark.parametrize("height, width", [(51, 48), (67, 46), (46, 67)])  # crop offset 1.5; long side 69.9
+def test_preprocess_rounds_non_square_images_as_open_clip_does(tiny_checkpoint, height, width):
+    model, _, _ = tiny_checkpoint
+    _, _, transform = open_clip.create_model_and_transforms(TINY, pretrained=None)
+    rng = np.random.default_rng(0)  # a smooth image, where the two bicubic kernels agree: a pixel's shift shows
+    image = np.array(Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).resize((width, height), Image.BILINEAR))
+    got = preprocess(image[None], model.visual.preprocess_cfg)
+    assert (got - transform(Image.fromarray(image))[None]).abs().mean() < 0.01
+
+
 def test_clipscore_loads_any_open_clip_checkpoint(tiny_checkpoint):
     model, path, _ = tiny_checkpoint
     rm = rewards.make("clipscore", model=TINY, checkpoint=path)

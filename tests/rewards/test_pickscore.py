@@ -3,7 +3,7 @@ import string
 import numpy as np
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+from transformers import BertConfig, BertModel, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
 from cotimage import rewards
 from cotimage.shapes import render
@@ -57,6 +57,25 @@ def test_a_bfloat16_model_scores_uint8_images(tiny_pickscore):
     expected = rm(images, PROMPTS)
     rm.model.to(torch.bfloat16)
     np.testing.assert_allclose(rm(images, PROMPTS), expected, atol=0.5)  # scores reach about +-s = 14
+
+
+def test_an_image_three_pixels_high_is_read_channels_last(tiny_pickscore):
+    rm = rewards.make("pickscore", path=tiny_pickscore)
+    image = np.random.default_rng(0).integers(0, 256, (1, 3, 64, 3), dtype=np.uint8)  # transformers would guess (C, H, W)
+    inputs = rm.processor(text=PROMPTS[:1], images=list(image), return_tensors="pt", padding=True,
+                          input_data_format="channels_last")
+    with torch.no_grad():
+        out = rm.model(**inputs)
+    expected = (rm.model.logit_scale.exp() * (out.image_embeds * out.text_embeds).sum(-1)).numpy()
+    np.testing.assert_allclose(rm(image, PROMPTS[:1]), expected, rtol=1e-5)
+
+
+def test_a_directory_of_another_model_is_named(tiny_pickscore, tmp_path):
+    BertModel(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path)
+    CLIPProcessor.from_pretrained(tiny_pickscore).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="reward 'pickscore': path=.* holds no CLIPModel's weights .*tensors missing"):
+        rewards.make("pickscore", path=tmp_path)
 
 
 def test_a_directory_without_the_model_is_named(tmp_path):
