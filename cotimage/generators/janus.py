@@ -118,11 +118,12 @@ def _static_decoding_needs(model: nn.Module) -> str | None:
     return None
 
 
-def check_decoding(decoding: str, model: nn.Module) -> str:
-    """``decoding`` if it is one of :data:`DECODINGS` that ``model`` and transformers can run, else ``ValueError``."""
+def check_decoding(decoding: str, model: nn.Module | None = None) -> str:
+    """``decoding`` if it is one of :data:`DECODINGS` that ``model`` (when given) and transformers can run,
+    else ``ValueError``."""
     if decoding not in DECODINGS:
         raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
-    needs = _static_decoding_needs(model) if decoding in ("static", "cuda-graph") else None
+    needs = _static_decoding_needs(model) if model is not None and decoding in ("static", "cuda-graph") else None
     if needs is not None:
         raise ValueError(f"decoding={decoding!r} needs {needs}; pass decoding='dynamic'")
     return decoding
@@ -425,14 +426,17 @@ def _enable_checkpointing(model: nn.Module) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+JANUS_HELP = (
+    f"Janus weights are never downloaded here: on a machine with network, download "
+    f"{HUB_IDS[0]} (or {HUB_IDS[1]}) in transformers format, e.g. "
+    f"`huggingface-cli download {HUB_IDS[0]} --local-dir /models/janus-pro-1b`, then pass "
+    f"JanusGenerator(path='/models/janus-pro-1b') or set {PATH_ENV}=/models/janus-pro-1b."
+)
+
+
 def _missing_weights(path: str | Path | None) -> FileNotFoundError:
     where = f"no Janus model directory at {str(path)!r}" if path else f"no Janus path given and ${PATH_ENV} is not set"
-    return FileNotFoundError(
-        f"{where}. Janus weights are never downloaded here: on a machine with network, download "
-        f"{HUB_IDS[0]} (or {HUB_IDS[1]}) in transformers format, e.g. "
-        f"`huggingface-cli download {HUB_IDS[0]} --local-dir /models/janus-pro-1b`, then pass "
-        f"JanusGenerator(path='/models/janus-pro-1b') or set {PATH_ENV}=/models/janus-pro-1b."
-    )
+    return FileNotFoundError(f"{where}. {JANUS_HELP}")
 
 
 class JanusGenerator(Generator):
@@ -473,6 +477,12 @@ class JanusGenerator(Generator):
         gradient_checkpointing: bool = False,
         decoding: str = "auto",
     ) -> None:
+        # Every argument is checked before the weights load (minutes for Janus-Pro-7B).
+        max_prompt_tokens = require_count("max_prompt_tokens", max_prompt_tokens, least=2)
+        if not isinstance(gradient_checkpointing, bool):
+            raise ValueError(f"gradient_checkpointing={gradient_checkpointing!r} must be True or False")
+        check_decoding(decoding)  # the name; whether this model can run it, once loaded
+        default_sampling = SamplingConfig(cfg_weight=cfg_weight)
         if model is None or processor is None:
             path = path if path is not None else os.environ.get(PATH_ENV) or None
             folder = Path(path) if path is not None else None
@@ -480,21 +490,24 @@ class JanusGenerator(Generator):
                 raise _missing_weights(path)
             from transformers import JanusForConditionalGeneration, JanusProcessor
 
+            if processor is None:  # first: it loads in a moment, and a directory may hold the weights alone
+                try:
+                    processor = JanusProcessor.from_pretrained(str(path), local_files_only=True)
+                except OSError as error:
+                    raise FileNotFoundError(
+                        f"{path} holds no Janus processor (the tokenizer and image processor files that "
+                        f"JanusProcessor.save_pretrained writes). {JANUS_HELP} (transformers said: {error})"
+                    ) from error
             if model is None:
                 kwargs = {"dtype": dtype} if dtype is not None else {}
                 model = JanusForConditionalGeneration.from_pretrained(str(path), local_files_only=True, **kwargs)
-            if processor is None:
-                processor = JanusProcessor.from_pretrained(str(path), local_files_only=True)
-        max_prompt_tokens = require_count("max_prompt_tokens", max_prompt_tokens, least=2)
-        if not isinstance(gradient_checkpointing, bool):
-            raise ValueError(f"gradient_checkpointing={gradient_checkpointing!r} must be True or False")
         model = model.to(device).eval()
         if gradient_checkpointing:  # only active in training mode with gradients, so sampling is unchanged
             _enable_checkpointing(model)
         self.model, self.processor = model, processor
         special = _special_ids(model, processor.tokenizer)
         self.policy = JanusPolicy(model, value_head=value_head, decoding=decoding, **special).to(device)
-        self.default_sampling = SamplingConfig(cfg_weight=cfg_weight)
+        self.default_sampling = default_sampling
         self.max_prompt_tokens = max_prompt_tokens
         self.pad_token_id = int(processor.tokenizer.pad_token_id)
         # The policy reads each row's next token at the last position, so prompts pad on the left

@@ -291,6 +291,26 @@ def test_missing_path_explains_how_to_get_weights(tmp_path, monkeypatch):
         JanusGenerator()
 
 
+def test_arguments_and_the_processor_are_checked_before_the_weights_load(tmp_path, monkeypatch):
+    model, processor = build_random(seed=0)
+    model.save_pretrained(tmp_path)  # the weights alone, no processor files
+    loads = []
+    original = transformers.JanusForConditionalGeneration.from_pretrained.__func__
+    monkeypatch.setattr(transformers.JanusForConditionalGeneration, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: loads.append(1) or original(cls, *a, **k)))
+    with pytest.raises(FileNotFoundError, match=f"holds no Janus processor.*{PATH_ENV}"):
+        JanusGenerator(tmp_path)
+    processor.save_pretrained(tmp_path)
+    bad = [({"decoding": "graph"}, "decoding='graph' must be one of"), ({"max_prompt_tokens": 0}, "max_prompt_tokens=0"),
+           ({"gradient_checkpointing": "yes"}, "gradient_checkpointing='yes'"), ({"cfg_weight": -1}, "cfg_weight=-1")]
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match=message):
+            JanusGenerator(tmp_path, **kwargs)
+    assert not loads
+    JanusGenerator(tmp_path)
+    assert loads == [1]
+
+
 def test_bad_prompts_raise(generator):
     with pytest.raises(ValueError, match="non-empty"):
         generator.encode_prompts([])
