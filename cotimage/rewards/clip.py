@@ -56,6 +56,10 @@ def preprocess(images: np.ndarray, cfg: dict) -> torch.Tensor:
     open_clip's validation transform, batched in torch: resize the shorter side (bicubic,
     antialiased), centre-crop, normalise with the model's ``preprocess_cfg`` mean and std.
     """
+    asked = {key: cfg.get(key, default) for key, default in (("resize_mode", "shortest"), ("interpolation", "bicubic"))}
+    if asked != {"resize_mode": "shortest", "interpolation": "bicubic"}:  # what some pretrained tags set
+        raise ValueError(f"preprocess does open_clip's default transform (resize_mode='shortest', interpolation="
+                         f"'bicubic'); this model's preprocess_cfg asks for {asked}")
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
     height, width = cfg["size"] if isinstance(cfg["size"], (tuple, list)) else (cfg["size"],) * 2
     if x.shape[-2:] != (height, width):

@@ -71,6 +71,13 @@ def test_preprocess_rounds_non_square_images_as_open_clip_does(tiny_checkpoint, 
     assert (got - transform(Image.fromarray(image))[None]).abs().mean() < 0.01
 
 
+def test_preprocess_refuses_a_transform_it_does_not_do(tiny_checkpoint):
+    model, _, _ = tiny_checkpoint
+    images, _ = images_and_prompts()
+    with pytest.raises(ValueError, match="this model's preprocess_cfg asks for .*'resize_mode': 'squash'"):
+        preprocess(images, {**model.visual.preprocess_cfg, "resize_mode": "squash"})
+
+
 def test_clipscore_loads_any_open_clip_checkpoint(tiny_checkpoint):
     model, path, _ = tiny_checkpoint
     rm = rewards.make("clipscore", model=TINY, checkpoint=path)
