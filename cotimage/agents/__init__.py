@@ -8,6 +8,15 @@ from cotimage.agents.ppo import PPO, PPOConfig
 from cotimage.agents.reinforce import REINFORCE, REINFORCEConfig
 
 
+def __getattr__(name: str):
+    """``SB3PPO`` and ``SB3PPOConfig`` on first use, so that stable-baselines3 loads only when asked for."""
+    if name in ("SB3PPO", "SB3PPOConfig"):
+        from cotimage.agents import sb3
+
+        return getattr(sb3, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def registry() -> dict[str, type[Agent]]:
     """Agents by command-line name (SB3PPO imports lazily: stable-baselines3 loads only when asked for)."""
     from cotimage.agents.sb3 import SB3PPO
@@ -16,6 +25,6 @@ def registry() -> dict[str, type[Agent]]:
 
 
 __all__ = [
-    "DPO", "GRPO", "PPO", "REINFORCE", "Agent", "AgentConfig", "DPOConfig", "GRPOConfig", "PPOConfig", "REINFORCEConfig",
-    "registry",
+    "DPO", "GRPO", "PPO", "REINFORCE", "SB3PPO", "Agent", "AgentConfig", "DPOConfig", "GRPOConfig", "PPOConfig",
+    "REINFORCEConfig", "SB3PPOConfig", "registry",
 ]

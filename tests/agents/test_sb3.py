@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import tempfile
 
 import gymnasium as gym
@@ -236,3 +238,10 @@ def test_a_tensorboard_log_that_is_a_file_fails_at_construction(tmp_path):
     (tmp_path / "notes").write_text("the user's")
     with pytest.raises(ValueError, match=r"tensorboard_log=.*notes' cannot be a directory: .*notes is a file"):
         SB3PPO(config=small(), tensorboard_log=tmp_path / "notes")
+
+
+def test_sb3ppo_imports_from_the_agent_zoo_and_loads_stable_baselines3_only_then():
+    code = ("import sys, cotimage.agents as agents; assert 'stable_baselines3' not in sys.modules; "
+            "from cotimage.agents import SB3PPO, SB3PPOConfig; assert 'stable_baselines3' in sys.modules; "
+            "assert agents.registry()['sb3ppo'] is SB3PPO and SB3PPO.config_class is SB3PPOConfig")
+    subprocess.run([sys.executable, "-c", code], check=True)
