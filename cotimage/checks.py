@@ -29,6 +29,17 @@ def blocking_file(path: str | Path) -> Path | None:
     return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
 
 
+#: The largest seed every seeded library here takes (torch's manual_seed reads a signed 64-bit int).
+MAX_SEED = 2**63 - 1
+
+
+def require_seed(name: str, value: Any) -> int:
+    """``value`` as a Python int; ``ValueError`` naming ``name`` unless it is an int in [0, :data:`MAX_SEED`]."""
+    if not is_int(value) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name}={value!r} must be an int in [0, 2**63 - 1]")
+    return int(value)
+
+
 def require_count(name: str, value: Any, least: int = 1, none_means: str | None = None) -> int | None:
     """``value`` as a Python int (so it can be saved as JSON); ``ValueError`` naming ``name`` unless it is an int >= ``least``.
 

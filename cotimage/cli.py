@@ -102,14 +102,16 @@ def _eval(args: argparse.Namespace) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
     try:
         generator = generators.load(args.generator, device=args.device, **({"weights": args.weights} if args.weights else {}))
-    except ValueError as error:
-        raise ValueError(f"--weights={args.weights}: {error}" if args.weights else str(error)) from error
+    except (ValueError, FileNotFoundError) as error:
+        if not args.weights:
+            raise
+        raise type(error)(f"--weights={args.weights}: {error}") from error
     overrides = {"temperature": args.temperature, "top_k": args.top_k, "cfg_weight": args.cfg_weight}
     sampling = generator.default_sampling.replace(**{k: v for k, v in overrides.items() if v is not None})
     for suite in args.suite:
         path, grid = outputs.get(suite, (None, None))
         result = evaluate(generator, suite, args.images_per_prompt, args.seed, args.reward, sampling,
-                          max_prompts=args.max_prompts, grid_path=grid)
+                          max_prompts=args.max_prompts, grid_path=grid, overwrite=args.overwrite)
         print(result.table(), end="\n\n")
         if path is not None:
             run = {"generator": args.generator, "weights": args.weights, "images_per_prompt": args.images_per_prompt,

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cotimage import rewards, suites
-from cotimage.checks import require_count
+from cotimage.checks import blocking_file, require_count, require_seed
 from cotimage.generators import Generator, Policy, SamplingConfig, as_generator
 from cotimage.stats import Interval, stratified_bootstrap
 
@@ -66,6 +66,22 @@ def image_grid(images: np.ndarray, columns: int, scale: int = 1) -> np.ndarray:
 
 
 @torch.no_grad()
+def check_grid_path(path: str | Path, overwrite: bool) -> Path:
+    """``path`` as a Path, once checked (before any sampling) that an image grid may be written there."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(f"grid_path={str(path)!r} must name an image file PIL writes, e.g. grid.png")
+    blocker = blocking_file(path.parent)
+    if path.is_dir() or blocker is not None:
+        raise ValueError(f"grid_path={str(path)!r} cannot be written: {path if path.is_dir() else blocker} is "
+                         f"{'a directory' if path.is_dir() else 'a file'}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"grid_path={str(path)!r} exists; pass overwrite=True to replace it")
+    return path
+
+
 def evaluate(
     policy_or_generator: Generator | Policy | str,
     suite: str,
@@ -77,6 +93,7 @@ def evaluate(
     batch_size: int = 256,
     grid_path: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> EvalResult:
     """Sample ``images_per_prompt`` images per suite prompt and score them.
 
@@ -91,16 +108,23 @@ def evaluate(
         max_prompts: Evaluate on the first ``max_prompts`` prompts of each category only.
         batch_size: Images sampled per batch. One seeded sampler runs through the batches, so
             another batch size draws other samples (scores differ within their noise).
-        grid_path: Write a PNG grid of the first 16 prompts' samples here.
+        grid_path: Write a grid of the first 16 prompts' samples to this image file (e.g. ``.png``).
         progress: Show a progress bar.
+        overwrite: Replace a file already at ``grid_path``.
 
     Raises:
         ValueError: if ``images_per_prompt``, ``batch_size`` or ``max_prompts`` (unless ``None``)
-            is not an int >= 1, or for an unknown suite or reward.
+            is not an int >= 1, ``seed`` not an int >= 0, ``sampling`` not a ``SamplingConfig``,
+            ``grid_path`` no image file that can be written there, or for an unknown suite or reward.
+        FileExistsError: if a file is at ``grid_path`` and ``overwrite`` is false.
     """
     require_count("images_per_prompt", images_per_prompt)
     require_count("batch_size", batch_size)
     require_count("max_prompts", max_prompts, none_means="every prompt")
+    require_seed("seed", seed)
+    if sampling is not None and not isinstance(sampling, SamplingConfig):
+        raise ValueError(f"sampling={sampling!r} must be None (the generator's own) or a SamplingConfig")
+    grid_path = check_grid_path(grid_path, overwrite) if grid_path is not None else None
     agent_generator = getattr(policy_or_generator, "generator", None)  # an agent: what it trains
     generator = agent_generator if isinstance(agent_generator, Generator) else as_generator(policy_or_generator)
     rm = rewards.make(reward)
@@ -137,5 +161,6 @@ def evaluate(
         from PIL import Image
 
         grid = image_grid(np.concatenate(grid_images)[: 16 * images_per_prompt], images_per_prompt * 4, scale=4)
+        grid_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(grid).save(grid_path)
     return EvalResult(suite, rm.name, overall, categories, per_image)

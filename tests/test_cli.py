@@ -70,6 +70,8 @@ def test_eval_names_an_out_that_is_a_file_and_a_weights_directory(tmp_path):
         main(["eval", "--max-prompts", "1", "--out", str(tmp_path / "file")])
     with pytest.raises(SystemExit, match="is a directory, not a shapes policy file"):
         main(["eval", "--max-prompts", "1", "--weights", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"^cotimage eval: --weights=.*nowhere: no shapes policy file"):
+        main(["eval", "--max-prompts", "1", "--weights", str(tmp_path / "nowhere")])
 
 
 def test_train_refuses_a_save_directory_of_other_files_before_training(tmp_path, monkeypatch):

@@ -34,6 +34,10 @@ def test_evaluate_accepts_a_callable_reward():
         ({"max_prompts": 1.5}, r"max_prompts=1.5 must be None"),
         ({"batch_size": 0}, r"batch_size=0 must be an int >= 1"),
         ({"suite": "shapes/nope"}, "known suites"),
+        ({"seed": -1}, r"seed=-1 must be an int in \[0, 2\*\*63 - 1\]"),
+        ({"seed": None}, r"seed=None must be an int"),
+        ({"sampling": {"temperature": 2.0}}, r"sampling=.* must be None .* or a SamplingConfig"),
+        ({"grid_path": "grid.xyz"}, r"grid_path='grid.xyz' must name an image file PIL writes"),
     ],
 )
 def test_evaluate_rejects_bad_arguments(kwargs, message):
@@ -73,3 +77,16 @@ def test_an_agent_is_evaluated_by_its_generator():
     by_agent = evaluate(agent, "shapes/geneval", **kwargs)
     np.testing.assert_array_equal(by_agent.scores, evaluate(agent.generator, "shapes/geneval", **kwargs).scores)
     assert not np.array_equal(by_agent.scores, evaluate("shapes", "shapes/geneval", **kwargs).scores)
+
+
+def test_a_grid_never_replaces_a_users_file_unless_asked(tmp_path):
+    kwargs = {"images_per_prompt": 1, "max_prompts": 1, "progress": False}
+    (tmp_path / "mine.png").write_text("the user's")
+    with pytest.raises(FileExistsError, match="grid_path=.*mine.png' exists; pass overwrite=True"):
+        evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "mine.png", **kwargs)
+    assert (tmp_path / "mine.png").read_text() == "the user's"
+    with pytest.raises(ValueError, match="cannot be written: .*mine.png is a file"):
+        evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "mine.png" / "grid.png", **kwargs)
+    evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "mine.png", overwrite=True, **kwargs)
+    evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "new" / "grid.png", **kwargs)  # its directory is made
+    assert (tmp_path / "mine.png").read_bytes()[:4] == (tmp_path / "new" / "grid.png").read_bytes()[:4] == b"\x89PNG"

@@ -81,8 +81,9 @@ class EpisodeBatch:
         self.row = int(round(self.length**0.5))
         if process_reward_every is not None and (not is_int(process_reward_every) or not 1 <= process_reward_every < self.row):
             raise ValueError(f"process_reward_every={process_reward_every!r} must be None or an int in [1, {self.row})")
-        if not is_finite(process_reward_coef):
-            raise ValueError(f"process_reward_coef={process_reward_coef!r} must be a finite number")
+        if not is_finite(process_reward_coef) or not abs(process_reward_coef) <= np.finfo(np.float32).max:
+            raise ValueError(f"process_reward_coef={process_reward_coef!r} must be a finite number (in float32's range: "
+                             "rewards are float32)")
         self.shaping_interval = None if process_reward_every is None else int(process_reward_every) * self.row
         self.shaping_coef = float(process_reward_coef)
         self.n = n

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from cotimage.checks import require_seed
 from cotimage.envs.core import NOT_DRAWN, EpisodeBatch, text_of
 from cotimage.generators import Generator
 from cotimage.rewards import RewardModel
@@ -81,7 +82,7 @@ class CotImageEnv(gym.Env[ObsType, np.int64]):
         return {k: v[0] for k, v in self.episodes.observation().items()}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[ObsType, dict]:
-        super().reset(seed=seed)
+        super().reset(seed=seed if seed is None else require_seed("seed", seed))
         prompts = self.episodes.resolve(options, self.np_random)
         self.episodes.start(prompts)
         prompt = prompts[0]

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from cotimage.checks import require_count
+from cotimage.checks import require_count, require_seed
 from cotimage.envs.core import EpisodeBatch, text_of
 from cotimage.generators import Generator
 from cotimage.rewards import RewardModel
@@ -74,7 +74,7 @@ class CotImageVectorEnv(VectorEnv):
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         if isinstance(seed, list):
             raise ValueError("seed must be an int or None: the sub-envs share one RNG, seeded once")
-        super().reset(seed=seed)
+        super().reset(seed=seed if seed is None else require_seed("seed", seed))
         self.episodes.start(self.episodes.resolve(options, self.np_random))
         self._group_size = (options or {}).get("group_size", 1)  # once resolve() has checked it
         return self.episodes.observation(), self._prompt_info()

@@ -46,7 +46,7 @@ def load(name: str = "shapes", **kwargs: Any) -> Generator:
     Raises:
         ValueError: for an unknown name; the message lists the known ones.
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"generator={name!r} is unknown; choose one of {names()}")
     return _REGISTRY[name](**kwargs)
 
@@ -61,7 +61,7 @@ def weights_digest(name: str) -> dict[str, str]:
     Raises:
         ValueError: for an unknown name.
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"generator={name!r} is unknown; choose one of {names()}")
     if name == "shapes":
         return {ASSET.name: file_digest(ASSET)}

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cotimage.checks import is_finite, is_int
+from cotimage.checks import is_finite, is_int, require_seed
 
 #: The largest classifier-free guidance weight: far beyond any used (Janus-Pro samples with 5),
 #: far below what overflows float32 logits.
@@ -294,8 +294,10 @@ class Generator(ABC):
     def generate(
         self, prompts: list[str], sampling: SamplingConfig | None = None, seed: int | None = None
     ) -> np.ndarray:
-        """Prompts -> uint8 images, one per prompt, seeded."""
-        generator = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
+        """Prompts -> uint8 images, one per prompt, seeded (``None``: torch's global RNG)."""
+        if sampling is not None and not isinstance(sampling, SamplingConfig):
+            raise ValueError(f"sampling={sampling!r} must be None (the generator's own) or a SamplingConfig")
+        generator = torch.Generator(self.device).manual_seed(require_seed("seed", seed)) if seed is not None else None
         prompts = self.encode_prompts(prompts)
         return self.decode(self.policy.sample(prompts, sampling or self.default_sampling, generator).tokens)
 

@@ -54,6 +54,8 @@ def register(name: str, factory: Callable[..., RewardModel], overwrite: bool = F
         raise ValueError(f"reward {name!r}: factory={factory!r} must be callable, e.g. a RewardModel class")
     if not isinstance(name, str) or not re.fullmatch(ensemble.NAME_PATTERN, name):
         raise ValueError(f"reward name {name!r} must be letters, digits and _ . : / - only (no '+' or '*')")
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"reward {name!r}: overwrite={overwrite!r} must be True or False")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"reward {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = factory
@@ -107,8 +109,9 @@ def make(spec: str | RewardModel | Callable, **kwargs: Any) -> RewardModel:
         pass
     model = factory(**kwargs)
     if not isinstance(model, RewardModel):  # a factory may return f(images, prompts), as make() takes one
-        if not callable(model):
-            raise ValueError(f"reward {spec!r}: its factory returned {type(model).__name__}, not a RewardModel or callable")
+        if not callable(model) or isinstance(model, type):
+            raise ValueError(f"reward {spec!r}: its factory returned {model!r}, not a RewardModel or a function of "
+                             "(images, prompts)")
         model = FunctionReward(model)
     if model.name != spec:  # the contract: a reward is named by the spec it was made from
         model = copy.copy(model)  # a factory may hand out one instance under several names: rename a copy

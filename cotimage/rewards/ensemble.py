@@ -17,6 +17,8 @@ import numpy as np
 from cotimage.rewards.base import RewardModel
 
 #: Characters a registry name may use; anything else would be read as spec syntax.
+#: The largest float32: ensemble scores are float32 sums.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 NAME_PATTERN = r"[A-Za-z0-9_.:/-]+"
 _WEIGHT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 #: One term and the ``+`` after it (or the end): a ``+`` inside a weight (``1e+1``, ``+0.5``) separates nothing.
@@ -46,9 +48,9 @@ def parse(spec: str, known: Collection[str]) -> list[tuple[float, str]]:
         position, more = match.end(), match.group(3) == "+"
         if name not in known:
             raise ValueError(f"reward spec {spec!r}: term {name!r} is unknown; registered rewards: {sorted(known)}")
-        if weight == 0 or not np.isfinite(weight):
-            raise ValueError(f"reward spec {spec!r}: term {name!r} has weight {weight}; weights must be finite and "
-                             "nonzero (drop a term instead of weighting it 0)")
+        if weight == 0 or not abs(weight) <= FLOAT32_MAX:  # scores are float32: a larger weight overflows them
+            raise ValueError(f"reward spec {spec!r}: term {name!r} has weight {weight}; weights must be nonzero and "
+                             "finite in float32 (drop a term instead of weighting it 0)")
         if name in (n for _, n in terms):
             raise ValueError(f"reward spec {spec!r}: term {name!r} appears twice; add its weights into one term")
         terms.append((weight, name))
@@ -72,6 +74,9 @@ class EnsembleReward(RewardModel):
         lows = [min(w * rm.range[0], w * rm.range[1]) for w, rm in self.terms]
         highs = [max(w * rm.range[0], w * rm.range[1]) for w, rm in self.terms]
         self.range = (float(sum(lows)), float(sum(highs)))
+        if any(np.isfinite(bound) and abs(bound) > FLOAT32_MAX for bound in self.range):
+            raise ValueError(f"reward spec {name!r}: its scores could reach {self.range}, beyond float32's range "
+                             f"(+-{FLOAT32_MAX:.3g}); use smaller weights")
         self.needs_scenes = any(rm.needs_scenes for _, rm in self.terms)
 
     def details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
@@ -93,7 +98,8 @@ def build(spec: str, make: Callable[..., RewardModel], known: Collection[str], *
     """Build the ensemble a spec describes, making each term with ``make(name, **kwargs[name])``.
 
     Raises:
-        ValueError: for a bad spec (see :func:`parse`) or a keyword that names no term.
+        ValueError: for a bad spec (see :func:`parse`), a keyword that names no term, or a term's
+            arguments that are not a dict.
     """
     terms = parse(spec, known)
     stray = sorted(set(kwargs) - {name for _, name in terms})
@@ -102,4 +108,8 @@ def build(spec: str, make: Callable[..., RewardModel], known: Collection[str], *
             f"reward spec {spec!r}: keyword arguments {stray} name no term; pass each term's arguments as a "
             "dict under its name, e.g. make('scene+hpsv2', hpsv2={'checkpoint': path})"
         )
+    not_dicts = sorted(name for name, value in kwargs.items() if not isinstance(value, dict))
+    if not_dicts:
+        raise ValueError(f"reward spec {spec!r}: keyword arguments {not_dicts} must be dicts of a term's arguments, "
+                         f"e.g. make({spec!r}, {not_dicts[0]}={{...}})")
     return EnsembleReward([(w, make(name, **kwargs.get(name, {}))) for w, name in terms], spec)

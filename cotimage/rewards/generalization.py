@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from cotimage import generators
-from cotimage.checks import require_count
+from cotimage.checks import require_count, require_seed
 from cotimage.rewards.base import RewardModel
 from cotimage.shapes import check, render
 from cotimage.stats import Interval, stratified_bootstrap
@@ -218,9 +218,16 @@ def generalization(
     from cotimage.rewards import make  # the registry imports this module
 
     require_count("prompts_per_suite", prompts_per_suite, none_means="all")
+    require_count("images_per_prompt", images_per_prompt, least=2)  # a pair needs two images of one prompt
+    require_seed("seed", seed)
+    names = [suites] if isinstance(suites, str) else list(suites) if isinstance(suites, (list, tuple)) else None
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"suites={suites!r} must be a suite name or a non-empty list of them")
+    for name in names:  # every name before any sampling
+        load_suite(name)
     rm = make(rm)
     accuracy, pairs, categories, pair_kinds = {}, {}, {}, {}
-    for suite in [suites] if isinstance(suites, str) else suites:
+    for suite in names:
         data = ranking_set(suite, prompts_per_suite, images_per_prompt, seed, generator)
         scores = rm(data.images, data.prompts).reshape(data.checker.shape)
         outcomes = pair_outcomes(data.checker, scores)
@@ -293,6 +300,7 @@ def matching(
     from cotimage.rewards import make  # the registry imports this module
 
     require_count("prompts", prompts, least=2, none_means="all")
+    require_seed("seed", seed)
     rm = make(rm)
     records = stratified_prompts(load_suite(suite), prompts, np.random.default_rng(seed))
     own = np.stack([render(r.spec, seed=[seed, i]) for i, r in enumerate(records)])

@@ -22,6 +22,8 @@ class SceneReward(RewardModel):
     needs_scenes = True
 
     def __init__(self, strict: bool = False) -> None:
+        if not isinstance(strict, bool):
+            raise ValueError(f"reward 'scene': strict={strict!r} must be True or False")
         self.strict = strict
         self.name = "scene-strict" if strict else "scene"
 

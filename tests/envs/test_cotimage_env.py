@@ -171,6 +171,7 @@ def test_a_reward_that_raises_still_ends_the_episode():
         ({"process_reward_every": 8}, r"\[1, 8\)"),
         ({"process_reward_every": True}, "process_reward_every=True"),
         ({"process_reward_coef": float("nan")}, "process_reward_coef=nan must be a finite number"),
+        ({"process_reward_coef": 1e39}, r"process_reward_coef=1e\+39 must be a finite number \(in float32's range"),
         ({"suite": ["a red circle", 3]}, "suite must list prompt texts"),
         ({"suite": 5}, "suite must be a suite name"),
         ({"suite": np.array(["a red circle"])}, "suite must be a suite name"),
@@ -186,6 +187,12 @@ def test_bad_constructor_arguments_list_the_choices(kwargs, message):
 def test_numpy_numbers_are_welcome_as_shaping_settings():
     env = CotImageEnv(process_reward_every=np.int64(2), process_reward_coef=np.float32(0.5))
     assert env.episodes.shaping_interval == 16 and env.episodes.shaping_coef == 0.5
+
+
+@pytest.mark.parametrize("seed", [True, -1, 2.5, 2**70])
+def test_a_bad_reset_seed_is_named(env, seed):
+    with pytest.raises(ValueError, match=rf"seed={seed!r} must be an int in \[0, 2\*\*63 - 1\]"):
+        env.reset(seed=seed)
 
 
 def test_bad_reset_options(env):

@@ -86,6 +86,8 @@ def test_reset_without_seed_keeps_the_seeded_stream():
 
 def test_bad_vector_input():
     envs = make_vec(4)
+    with pytest.raises(ValueError, match=r"seed=True must be an int in \[0, 2\*\*63 - 1\]"):
+        envs.reset(seed=True)
     with pytest.raises(ValueError, match="dividing num_envs=4"):
         envs.reset(options={"group_size": 3})
     with pytest.raises(ValueError, match="num_envs=4"):

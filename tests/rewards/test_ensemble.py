@@ -35,7 +35,8 @@ def test_parse(spec, terms):
         ("scene+0.5**clip", r"term '0.5\*\*clip' is not NAME or WEIGHT\*NAME"),
         ("scene+clip*0.5", r"term 'clip\*0.5' is not NAME or WEIGHT\*NAME"),
         ("scene+0*clip", "term 'clip' has weight 0"),
-        ("scene+1e999*clip", "term 'clip' has weight inf; weights must be finite"),
+        ("scene+1e999*clip", "term 'clip' has weight inf; weights must be nonzero and finite in float32"),
+        ("scene+1e39*clip", "term 'clip' has weight 1e\\+39; weights must be nonzero and finite in float32"),
         ("scene+0.5*scene", "term 'scene' appears twice"),
     ],
 )
@@ -82,3 +83,10 @@ def test_a_failing_term_is_named(registry):
     registry.register("broken", lambda: FunctionReward(lambda i, p: np.full(len(i), np.nan), "broken"))
     with pytest.raises(ValueError, match="reward 'broken' returned non-finite scores"):
         rewards.make("scene+broken")(render(PROMPT, seed=0)[None], [PROMPT])
+
+
+def test_an_ensemble_whose_scores_could_overflow_float32_or_whose_term_arguments_are_no_dict_is_refused():
+    with pytest.raises(ValueError, match=r"could reach \(0.0, 6e\+38\), beyond float32's range"):
+        rewards.make("3e38*scene+3e38*scene-strict")
+    with pytest.raises(ValueError, match=r"keyword arguments \['noise'\] must be dicts of a term's arguments"):
+        rewards.make("scene+noise", noise=1)

@@ -102,6 +102,27 @@ def test_one_suite_may_be_named_alone():
     assert list(result.accuracy) == ["shapes/geneval"]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"images_per_prompt": 2.5}, "images_per_prompt=2.5 must be an int >= 2"),
+        ({"images_per_prompt": 1}, "images_per_prompt=1 must be an int >= 2"),
+        ({"seed": -1}, r"seed=-1 must be an int in \[0"),
+        ({"seed": True}, r"seed=True must be an int in \[0"),
+        ({"suites": []}, r"suites=\[\] must be a suite name or a non-empty list"),
+        ({"suites": ["shapes/geneval", "bogus"]}, "suite='bogus' is unknown"),  # before the first suite is sampled
+    ],
+)
+def test_bad_arguments_are_named_before_any_sampling(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generalization("scene", **kwargs)
+
+
+def test_matching_names_a_bad_seed():
+    with pytest.raises(ValueError, match=r"seed=2.5 must be an int in \[0"):
+        matching("scene", seed=2.5)
+
+
 def test_too_few_prompts_are_named():
     with pytest.raises(ValueError, match=r"prompts_per_suite=0 must be None \(all\) or an int >= 1"):
         generalization("scene", prompts_per_suite=0)

@@ -45,7 +45,7 @@ def test_a_factory_may_return_a_plain_callable_which_gets_checked(registry):
         rm(np.zeros((1, 8, 8, 3), np.float32), [PROMPT])
     assert registry.make("bright+scene")(render(PROMPT, seed=0)[None], [PROMPT]).shape == (1,)
     registry.register("number", lambda: 3)
-    with pytest.raises(ValueError, match="reward 'number': its factory returned int"):
+    with pytest.raises(ValueError, match="reward 'number': its factory returned 3, not a RewardModel"):
         registry.make("number")
 
 
@@ -145,3 +145,18 @@ def test_weights_digest_names_each_shipped_weights_file_and_follows_a_rewrite(tm
     assert rewards.weights_digest("pref")["pref"] != shipped["pref"]
     with pytest.raises(ValueError, match="term 'nope' is unknown"):
         rewards.weights_digest("scene+nope")
+
+
+def test_bool_switches_take_bools_only(registry):
+    registry.register("mine", lambda: rewards.make("scene"))
+    with pytest.raises(ValueError, match="overwrite='no' must be True or False"):
+        registry.register("mine", lambda: rewards.make("noise"), overwrite="no")
+    assert rewards.make("mine").range == (0.0, 1.0)  # still the first registration
+    with pytest.raises(ValueError, match="strict='no' must be True or False"):
+        rewards.make("scene", strict="no")
+
+
+def test_a_factory_that_returns_a_class_is_refused_when_made(registry):
+    registry.register("a-class", lambda: rewards.SceneReward)
+    with pytest.raises(ValueError, match="reward 'a-class': its factory returned <class .*SceneReward'>, not a RewardModel"):
+        rewards.make("a-class")

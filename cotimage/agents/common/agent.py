@@ -28,7 +28,7 @@ from cotimage.agents.common.saving import (
     saved_run_dir,
     warn_if_env_changed,
 )
-from cotimage.checks import require_count
+from cotimage.checks import require_count, require_seed
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
 from cotimage.evaluation import evaluate, image_grid
 from cotimage.generators import Generator, Policy, PromptBatch
@@ -101,7 +101,7 @@ class Agent(ABC):
         tensorboard_log: str | Path | None = None,
         seed: int = 0,
     ) -> None:
-        require_count("seed", seed, least=0)
+        require_seed("seed", seed)
         self.tensorboard_log = tensorboard_dir(tensorboard_log)
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):

@@ -40,7 +40,7 @@ from cotimage.agents.common.saving import (
     warn_if_env_changed,
 )
 from cotimage.agents.sb3.policy import PretrainedTokenPolicy
-from cotimage.checks import require_count
+from cotimage.checks import require_count, require_seed
 from cotimage.envs import CotImageEnv, CotImageVectorEnv
 from cotimage.generators import Generator, Policy, ShapesPolicy
 
@@ -147,7 +147,7 @@ class SB3PPO:
         tensorboard_log: str | Path | None = None,
         seed: int = 0,
     ) -> None:
-        seed = require_count("seed", seed, least=0)
+        seed = require_seed("seed", seed)
         self.tensorboard_log = tensorboard_dir(tensorboard_log)
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
