@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from cotimage import suites
-from cotimage.checks import blocking_file
+from cotimage.checks import MAX_SEED, blocking_file
 
 _DEVICE = re.compile(r"cpu|cuda(?::\d+)?")
 #: Generators whose policy loads from a weights file (``cotimage eval --weights``).
@@ -73,10 +73,10 @@ def check_output_file(path: Path, force: bool) -> None:
 
 
 def parse_seed(value: str) -> int:
-    """``--seed``'s type: an int >= 0 (numpy's and gymnasium's seeding refuse negatives)."""
+    """``--seed``'s type: an int in [0, 2**63 - 1] (numpy's seeding refuses negatives, torch's larger ints)."""
     seed = _int_at_least(value, 0)
-    if seed is None:
-        raise argparse.ArgumentTypeError(f"{value!r} is no seed; use an int >= 0")
+    if seed is None or seed > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value!r} is no seed; use an int in [0, 2**63 - 1]")
     return seed
 
 

@@ -131,10 +131,11 @@ def test_eval_reports_bad_values_by_name(argv, message):
 
 
 @pytest.mark.parametrize("command", [["eval"], ["train", "grpo"]])
-def test_a_negative_seed_is_an_argument_error(command, capsys):
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_out_of_range_is_an_argument_error(command, seed, capsys):
     with pytest.raises(SystemExit) as stop:
-        main([*command, "--seed", "-1"])
-    assert stop.value.code == 2 and "argument --seed: '-1' is no seed; use an int >= 0" in capsys.readouterr().err
+        main([*command, "--seed", seed])
+    assert stop.value.code == 2 and f"argument --seed: '{seed}' is no seed; use an int in [0, 2**63 - 1]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["eval"], ["train", "grpo"], ["bench"]])
