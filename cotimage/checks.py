@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ def is_finite(value: Any) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an int beyond a float's range
         return False
+
+
+def checked_path(name: str, value: Any) -> Path:
+    """``value`` as a Path; ``ValueError`` naming ``name`` unless it is a non-empty str or path.
+
+    An empty string would be the current directory, where nobody means to write a save.
+    """
+    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise ValueError(f"{name}={value!r} must be a non-empty path (a str or pathlib.Path)")
+    return Path(value)
 
 
 def blocking_file(path: str | Path) -> Path | None:

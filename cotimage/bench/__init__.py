@@ -18,7 +18,7 @@ from cotimage.bench.grid import Cell, Preset, Variant
 from cotimage.bench.presets import PRESETS
 from cotimage.bench.runner import evaluate_cell, run, run_cell
 from cotimage.bench.settings import AGENT_SETTINGS
-from cotimage.checks import blocking_file
+from cotimage.checks import blocking_file, checked_path
 
 
 def main(
@@ -54,9 +54,13 @@ def main(
         FileExistsError: before any cell runs, if ``out`` holds the report of another grid and
             ``overwrite`` is false, or a saved cell has other settings (see :func:`run`).
     """
+    if not isinstance(preset, Preset):
+        raise ValueError(f"preset={preset!r} must be a Preset, e.g. presets.get('quick')")
+    if not isinstance(overwrite, bool):  # "no" would be true, and replace another grid's report
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
     preset.validate()  # a bad value is named before anything else is judged
     for name, path in (("out", out), ("cells", cells)):
-        if path is not None and blocking_file(path):
+        if path is not None and blocking_file(checked_path(name, path)):
             raise ValueError(f"{name}={str(path)!r} is or lies under a file; name a directory")
     _warn_unfingerprinted(preset)
     if not overwrite:

@@ -225,6 +225,12 @@ class Preset:
         """Raise ``ValueError`` naming the field and its allowed values for anything a run would trip on."""
         from cotimage import generators, suites
 
+        for name, kinds in (("variants", (tuple, list)), ("agent_overrides", dict), ("agent_budgets", dict)):
+            if not isinstance(getattr(self, name), kinds):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a {'tuple' if name == 'variants' else 'dict'}")
+        stray = [v for v in self.variants if not isinstance(v, Variant)]
+        if stray:
+            raise ValueError(f"variants must hold Variant(...)s, got {stray[0]!r}")
         if self.generator not in generators.names():
             raise ValueError(f"generator={self.generator!r} is unknown; generators: {generators.names()}")
         if not self.agents:
@@ -233,8 +239,8 @@ class Preset:
             raise ValueError(f"agents={list(self.agents)} repeats a name")
         for agent in self.agents:
             check_agent(agent)
-        if not self.rewards or len(set(self.rewards)) != len(self.rewards):
-            raise ValueError(f"rewards={list(self.rewards)} must be non-empty without repeats")
+        if not isinstance(self.rewards, (tuple, list)) or not self.rewards or len(set(self.rewards)) != len(self.rewards):
+            raise ValueError(f"rewards={self.rewards!r} must be a non-empty tuple of reward specs without repeats")
         for spec in self.rewards:
             check_reward(spec)
         positive = {"seeds": self.seeds, "budget": self.budget, "batch_size": self.batch_size,
@@ -245,8 +251,15 @@ class Preset:
                 raise ValueError(f"{name}={value!r} must be an int >= 1")
         if isinstance(self.eval_seed, bool) or not isinstance(self.eval_seed, int) or self.eval_seed < 0:
             raise ValueError(f"eval_seed={self.eval_seed!r} must be an int >= 0")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every={self.eval_every} must be >= 0 (0: evaluate before and after training only)")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every={self.eval_every!r} must be an int >= 0 (0: evaluate before and after training only)")
+        if self.generalization_prompts is not None and (
+            isinstance(self.generalization_prompts, bool) or not isinstance(self.generalization_prompts, int)
+            or self.generalization_prompts < 1
+        ):
+            raise ValueError(f"generalization_prompts={self.generalization_prompts!r} must be None (no finding 2 "
+                             "table) or an int >= 1 (prompts per suite)")
+
         for suite in (self.in_domain, self.out_of_domain, self.train_suite):
             if suite not in suites.NAMES:
                 raise ValueError(f"suite={suite!r} is unknown; known suites: {list(suites.NAMES)}")
@@ -298,18 +311,21 @@ class Preset:
     def _validate_variant(self, variant: Variant) -> None:
         from cotimage import suites
 
-        if not _NAME.fullmatch(variant.name):
+        if not isinstance(variant.name, str) or not _NAME.fullmatch(variant.name):
             raise ValueError(f"variant name {variant.name!r} must be letters, digits and _ . - only")
         if variant.agents is not None and not set(variant.agents) <= set(self.trained_agents):
             raise ValueError(f"variant {variant.name!r}: agents={list(variant.agents)} must be among {list(self.trained_agents)}")
         applicable = [a for a in self.trained_agents if variant.applies_to(a)]
         known = {f.name for a in applicable for f in fields(_registry()[a].config_class)}
         known |= {ROUNDS} if "prompts_per_round" in known else set()
+        if not isinstance(variant.overrides, dict):
+            raise ValueError(f"variant {variant.name!r}: overrides={variant.overrides!r} must be a dict of config fields")
         unknown = set(variant.overrides) - known
         if unknown:
             raise ValueError(f"variant {variant.name!r}: overrides {sorted(unknown)} are no config field of {applicable}; fields: {sorted(known)}")
-        if variant.train_prompts is not None and variant.train_prompts < 1:
-            raise ValueError(f"variant {variant.name!r}: train_prompts={variant.train_prompts} must be None or >= 1")
+        prompts = variant.train_prompts
+        if prompts is not None and (isinstance(prompts, bool) or not isinstance(prompts, int) or prompts < 1):
+            raise ValueError(f"variant {variant.name!r}: train_prompts={prompts!r} must be None or an int >= 1")
         allowed = suites.categories(self.train_suite)
         if variant.train_categories is not None and not (variant.train_categories and set(variant.train_categories) <= set(allowed)):
             raise ValueError(f"variant {variant.name!r}: train_categories={variant.train_categories} must be a non-empty subset of {allowed}")

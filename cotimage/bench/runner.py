@@ -223,7 +223,7 @@ def load_finished(preset: Preset, cells: Sequence[Cell], out: str | Path) -> dic
             or in another :data:`CELL_FORMAT`: it is never replaced; choose another ``out`` or
             move the file away.
     """
-    saved = [cell for cell in cells if cell_path(out, cell).is_file()]
+    saved = [cell for cell in cells if cell_path(out, cell).exists()]
     return {cell.id: _saved_record(cell_path(out, cell), preset.cell_settings(cell)) for cell in saved}
 
 
@@ -232,11 +232,18 @@ def _saved_record(path: Path, settings: dict[str, Any]) -> dict | None:
 
     Raises:
         FileExistsError: for a record of another :data:`CELL_FORMAT`, or saved with other
-            settings (naming the keys that differ).
+            settings (naming the keys that differ), or a path that holds no record (a
+            directory, or a file that is not a JSON object).
     """
-    if not path.is_file():
+    if not path.exists():
         return None
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text()) if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict):
+        raise FileExistsError(f"{path} is no cell record (not a file holding a JSON object); it is never overwritten: "
+                              "use another --out, or move it away to run the cell")
     if record.get("format") != CELL_FORMAT:
         raise FileExistsError(
             f"{path} is a cell record of format {record.get('format')!r}, and this version reads format {CELL_FORMAT}; "

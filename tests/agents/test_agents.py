@@ -87,6 +87,72 @@ def test_save_refuses_to_overwrite_and_load_checks_the_class(tmp_path):
         REINFORCE.load(tmp_path / "a")
 
 
+def test_an_overwrite_that_is_no_bool_or_an_empty_path_replaces_nothing(tmp_path):
+    agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4))
+    agent.save(tmp_path / "a")
+    with pytest.raises(ValueError, match="overwrite='no' must be True or False"):
+        agent.save(tmp_path / "a", overwrite="no")
+    for call in (lambda: agent.save(""), lambda: REINFORCE.load("")):
+        with pytest.raises(ValueError, match="path='' must be a non-empty path"):
+            call()
+
+
+def test_an_interrupted_overwrite_leaves_the_previous_save_whole(tmp_path, monkeypatch):
+    agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4))
+    agent.save(tmp_path / "a")
+    agent.learn(8, progress_bar=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)  # after policy.safetensors, before state.pt and agent.json
+    with pytest.raises(KeyboardInterrupt):
+        agent.save(tmp_path / "a", overwrite=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no staging directory left behind
+    loaded = REINFORCE.load(tmp_path / "a")
+    assert loaded.num_images == 0 and all(
+        torch.equal(a, b) for a, b in zip(loaded.policy.state_dict().values(), REINFORCE().policy.state_dict().values())
+    )  # the first save's weights with its counters, not the new weights with the old counters
+    agent.save(tmp_path / "a", overwrite=True)
+    assert REINFORCE.load(tmp_path / "a").num_images == 8
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", "{", '{"algorithm": "REINFORCE"}'])
+def test_a_corrupt_agent_json_is_named(tmp_path, content):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "agent.json").write_text(content)
+    with pytest.raises(ValueError, match="agent.json is not a saved agent's record"):
+        REINFORCE.load(tmp_path / "a")
+
+
+def test_load_keeps_the_saved_config_and_seed_and_learn_checks_its_callback_first(tmp_path):
+    agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4))
+    with pytest.raises(ValueError, match="callback='x' must be None or a function"):
+        agent.learn(8, callback="x", progress_bar=False)
+    assert agent.num_updates == 0
+    agent.save(tmp_path / "a")
+    for kwargs in ({"seed": 1}, {"config": REINFORCEConfig()}):
+        with pytest.raises(ValueError, match=r"load\(\) takes no \['(seed|config)'\]: a loaded agent keeps its saved"):
+            REINFORCE.load(tmp_path / "a", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"env_kwargs": "x"}, "env_kwargs='x' must be None or a dict"),
+        ({"env_kwargs": {"foo": 1}}, r"env_kwargs \['foo'\] are no CotImage-v0 arguments; they are \['process_reward_coef'"),
+        ({"env": "CartPole-v1"}, "env='CartPole-v1' is not a cotimage environment"),
+        ({"env": "Nope-v0"}, "env='Nope-v0': Environment `Nope` doesn't exist"),
+        ({"tensorboard_log": ""}, "tensorboard_log='' must be a non-empty path"),
+        ({"tensorboard_log": 5}, "tensorboard_log=5 must be a non-empty path"),
+    ],
+)
+def test_bad_env_and_log_arguments_are_named_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GRPO(config=GRPOConfig(batch_size=8), **kwargs)
+
+
 def test_load_rebuilds_the_env_it_was_trained_on(tmp_path):
     agent = REINFORCE(config=REINFORCEConfig(batch_size=8, group_size=4), env_kwargs={"reward": "scene-strict", **TINY_ENV})
     loaded = REINFORCE.load(agent.save(tmp_path / "a"))
@@ -200,6 +266,12 @@ def test_a_wrapper_the_agent_would_drop_is_refused():
 def test_bad_config_fails_at_construction_naming_the_field(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+@pytest.mark.parametrize("bad", [True, 2.0, {"a": 1}])
+def test_dpo_train_prompts_must_be_a_text_an_index_or_a_list(bad):
+    with pytest.raises(ValueError, match=r"train_prompts=.* must be None, a prompt text, a suite index .* or a list"):
+        DPOConfig(batch_size=8, train_prompts=bad)
 
 
 @pytest.mark.parametrize("bad", [[1.5], [None], [True], [-3]])

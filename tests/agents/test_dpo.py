@@ -109,6 +109,31 @@ def test_dataset_round_trip_and_overwrite_refusal(tmp_path):
     assert (tmp_path / "notes").read_text() == "the user's"
 
 
+@pytest.mark.parametrize("content", ["[]", '{"format": "cotimage-pairs", "version": 1}'])
+def test_a_corrupt_pair_index_is_named_and_a_non_bool_overwrite_refused(tmp_path, content):
+    pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.25]), 2)
+    pairs.save(tmp_path / "ds")
+    with pytest.raises(ValueError, match="overwrite='no' must be True or False"):
+        pairs.select([0]).save(tmp_path / "ds", overwrite="no")
+    assert len(PairDataset.load(tmp_path / "ds")) == 2
+    (tmp_path / "ds" / "pairs.json").write_text(content)
+    with pytest.raises(ValueError, match="pairs"):
+        PairDataset.load(tmp_path / "ds")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": None}, "batch_size=None must be an int >= 1"),
+        ({"seed": -1}, r"seed=-1 must be an int in \[0"),
+        ({"prompts": "abc"}, "prompts='abc' must be None .* or a list of prompt texts"),
+    ],
+)
+def test_collect_dataset_names_bad_arguments_before_drawing(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        collect_dataset(2, 2, **kwargs)
+
+
 def test_a_save_that_cannot_encode_its_index_leaves_the_saved_dataset_as_it_was(tmp_path):
     pairs = make_pairs(fake_rollout(["a", "a", "b", "b"], [0.0, 1.0, 0.5, 0.25]), 2)
     pairs.save(tmp_path / "ds")

@@ -245,3 +245,11 @@ def test_sb3ppo_imports_from_the_agent_zoo_and_loads_stable_baselines3_only_then
             "from cotimage.agents import SB3PPO, SB3PPOConfig; assert 'stable_baselines3' in sys.modules; "
             "assert agents.registry()['sb3ppo'] is SB3PPO and SB3PPO.config_class is SB3PPOConfig")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_save_without_its_model_file_is_named(tmp_path):
+    agent = SB3PPO(config=small())
+    agent.save(tmp_path / "a")
+    (tmp_path / "a" / "sb3_ppo.zip").unlink()
+    with pytest.raises(FileNotFoundError, match="holds no sb3_ppo.zip: not a whole saved SB3PPO"):
+        SB3PPO.load(tmp_path / "a")

@@ -203,6 +203,13 @@ def test_a_cell_file_of_another_format_is_refused_naming_both_formats(grid, tmp_
         ({"variants": (Variant(), Variant())}, "must have distinct names"),
         ({"agents": ("best-of-04",)}, "agent='best-of-04' is unknown"),  # best-of-4 has one name
         ({"eval_seed": -1}, "eval_seed=-1 must be an int >= 0"),
+        ({"eval_every": None}, "eval_every=None must be an int >= 0"),
+        ({"generalization_prompts": -1}, r"generalization_prompts=-1 must be None \(no finding 2 table\) or an int >= 1"),
+        ({"variants": (Variant(5),)}, "variant name 5 must be letters"),
+        ({"variants": (Variant("v", None),)}, "overrides=None must be a dict"),
+        ({"variants": (Variant("v", train_prompts=2.5),)}, "train_prompts=2.5 must be None or an int >= 1"),
+        ({"variants": ("v",)}, "variants must hold Variant"),
+        ({"rewards": None}, "rewards=None must be a non-empty tuple"),
         ({"variants": (Variant("v", {"learning_rate": np.float32(1e-4)}),)},
          r"cell grpo__scene__v__s0: its settings cannot be saved as JSON"),  # found before training, not after
     ],
@@ -338,6 +345,29 @@ def test_an_out_or_cells_that_is_a_file_is_named_before_any_cell(tmp_path, monke
         bench.main(TINY, tmp_path / "file", progress=False)
     with pytest.raises(ValueError, match="cells=.*lies under a file"):
         bench.main(TINY, tmp_path / "out", progress=False, cells=tmp_path / "file" / "cells")
+
+
+def test_main_names_a_bad_preset_overwrite_or_empty_out_before_any_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a cell ran"))
+    with pytest.raises(ValueError, match="preset='quick' must be a Preset"):
+        bench.main("quick", tmp_path)
+    with pytest.raises(ValueError, match="overwrite='no' must be True or False"):
+        bench.main(TINY, tmp_path, overwrite="no")
+    with pytest.raises(ValueError, match="out='' must be a non-empty path"):
+        bench.main(TINY, "")
+
+
+@pytest.mark.parametrize("content", [None, "[]", "{"])  # None: a directory where the cell file goes
+def test_a_cell_path_that_holds_no_record_is_named_before_any_cell_runs(tmp_path, monkeypatch, content):
+    monkeypatch.setattr(runner, "run_cell", lambda *args: pytest.fail("a cell ran"))
+    path = runner.cell_path(tmp_path, Cell("base"))
+    if content is None:
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True)
+        path.write_text(content)
+    with pytest.raises(FileExistsError, match=r"base.json is no cell record .*it is never overwritten"):
+        bench.main(TINY, tmp_path, progress=False)
 
 
 def test_a_training_reward_without_a_fingerprint_is_warned_about(tmp_path, monkeypatch):

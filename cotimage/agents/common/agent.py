@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -24,8 +25,8 @@ from cotimage.agents.common.saving import (
     env_record,
     load_arguments,
     read_meta,
-    save_directory,
     saved_run_dir,
+    staged_save,
     warn_if_env_changed,
 )
 from cotimage.checks import require_count, require_seed
@@ -41,9 +42,21 @@ def make_envs(
     env: str | gym.Env | CotImageVectorEnv, generator: Generator, num_envs: int, env_kwargs: dict | None
 ) -> CotImageVectorEnv:
     """The native vector env an agent collects with, from an env id, an env or a vector env."""
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs={env_kwargs!r} must be None or a dict of CotImage-v0 arguments")
     if isinstance(env, str):
+        try:
+            entry_point = str(gym.spec(env).entry_point)
+        except gym.error.Error as error:  # an unknown id
+            raise ValueError(f"env={env!r}: {error}") from error
+        if not entry_point.startswith("cotimage."):
+            raise ValueError(f"env={env!r} is not a cotimage environment; agents train on 'CotImage-v0'")
         if "generator" in (env_kwargs or {}):
             raise ValueError("env_kwargs must not hold 'generator': pass the generator as the agent's policy= argument")
+        known = set(inspect.signature(CotImageVectorEnv).parameters) - {"num_envs", "generator"}
+        if set(env_kwargs or {}) - known:
+            raise ValueError(f"env_kwargs {sorted(set(env_kwargs) - known)} are no CotImage-v0 arguments; "
+                             f"they are {sorted(known)}")
         kwargs = {**(env_kwargs or {}), "generator": generator}
         return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     if env_kwargs:
@@ -176,6 +189,8 @@ class Agent(ABC):
             The agent.
         """
         require_count("total_images", total_images)
+        if callback is not None and not callable(callback):  # before an update, not after it
+            raise ValueError(f"callback={callback!r} must be None or a function callback(agent, metrics)")
         self._open_writer(tb_log_name or type(self).__name__)
         target = self.num_images + total_images
         with tqdm(total=total_images, disable=not progress_bar, unit="img", desc=type(self).__name__) as bar:
@@ -271,22 +286,24 @@ class Agent(ABC):
 
         Raises:
             FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or
-                holds other files (see :func:`~cotimage.agents.common.saving.save_directory`).
+                holds other files (see :func:`~cotimage.agents.common.saving.check_save_directory`).
         """
         meta = encode_meta(
             self,
             device=self.policy.device.type,  # the sampler RNG's state is this device's kind
             tensorboard_run=self.run_dir.name if self.run_dir is not None else None,
         )
-        path = save_directory(path, overwrite)
-        save_file({k: v.detach().contiguous() for k, v in self.policy.state_dict().items()}, str(path / "policy.safetensors"),
-                  metadata=self.policy.weights_metadata())  # so cotimage eval --weights reads the file alone
-        torch.save(
-            {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(), "env_rng": self.envs.np_random.bit_generator.state},
-            path / "state.pt",
-        )
-        (path / META_FILE).write_text(meta)
-        return path
+        with staged_save(path, overwrite) as staging:
+            save_file({k: v.detach().contiguous() for k, v in self.policy.state_dict().items()},
+                      str(staging / "policy.safetensors"),
+                      metadata=self.policy.weights_metadata())  # so cotimage eval --weights reads the file alone
+            torch.save(
+                {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.get_state(),
+                 "env_rng": self.envs.np_random.bit_generator.state},
+                staging / "state.pt",
+            )
+            (staging / META_FILE).write_text(meta)
+        return Path(path)
 
     @classmethod
     def load(
@@ -305,11 +322,12 @@ class Agent(ABC):
                 the constructor (a warning names any setting that differs from the saved env's).
             policy: ``None``: the saved generator name; or as for the constructor. Either way
                 the saved weights replace the policy's.
-            kwargs: As for the constructor. ``tensorboard_log`` defaults to the saved one,
+            kwargs: As for the constructor, but for ``config`` and ``seed``, which are the saved
+                ones. ``tensorboard_log`` defaults to the saved one,
                 and then ``learn`` continues the saved TensorBoard run.
         """
+        meta = read_meta(path, cls)  # checks path too
         path = Path(path)
-        meta = read_meta(path, cls)
         env, policy, kwargs = load_arguments(meta, path, env, policy, kwargs)
         agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
         warn_if_env_changed(meta, agent.env_record, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cotimage.checks import blocking_file
+from cotimage.checks import blocking_file, checked_path
 
 
 def tensorboard_dir(value: str | Path | None) -> Path | None:
@@ -16,6 +16,7 @@ def tensorboard_dir(value: str | Path | None) -> Path | None:
     """
     if value is None:
         return None
+    value = checked_path("tensorboard_log", value)
     blocker = blocking_file(value)
     if blocker is not None:
         raise ValueError(f"tensorboard_log={str(value)!r} cannot be a directory: {blocker} is a file; name a directory")

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cotimage.agents.common.rollout import Rollout
-from cotimage.checks import blocking_file, require_count
+from cotimage.checks import blocking_file, checked_path, require_count
 from cotimage.envs.core import text_of
 
 FORMAT = "cotimage-pairs"
@@ -42,7 +42,9 @@ def check_dataset_directory(path: str | Path, overwrite: bool, overwrite_hint: s
             already holds a pair dataset and ``overwrite`` is false (``overwrite_hint`` says
             how to allow it).
     """
-    path = Path(path)
+    if not isinstance(overwrite, bool):  # "no" would be true, and replace the dataset
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    path = checked_path("path", path)
     blocker = blocking_file(path)
     if blocker is not None:
         raise FileExistsError(f"{path} cannot hold a pair dataset: {blocker} is a file; name a directory")
@@ -159,12 +161,19 @@ class PairDataset:
     @classmethod
     def load(cls, path: str | Path) -> PairDataset:
         """Read a dataset written by :meth:`save`."""
-        path = Path(path)
+        path = checked_path("path", path)
         if not (path / INDEX_FILE).is_file() or not (path / TENSOR_FILE).is_file():
             raise FileNotFoundError(f"no pair dataset at {path} (expected {INDEX_FILE} and {TENSOR_FILE})")
-        index = json.loads((path / INDEX_FILE).read_text())
+        try:
+            index = json.loads((path / INDEX_FILE).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path / INDEX_FILE} is not a pair dataset's index: {error}") from error
+        index = index if isinstance(index, dict) else {}
         if index.get("format") != FORMAT or index.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} dataset (format={index.get('format')!r}, version={index.get('version')!r})")
+        missing = [key for key in ("prompts", "categories", "metadata") if key not in index]
+        if missing:
+            raise ValueError(f"{path / INDEX_FILE} is not a whole pair dataset's index: it lacks {missing}")
         tensors = load_file(str(path / TENSOR_FILE))
         return cls(index["prompts"], tensors["chosen"], tensors["rejected"], tensors["chosen_scores"],
                    tensors["rejected_scores"], index["categories"], index["metadata"])

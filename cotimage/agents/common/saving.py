@@ -7,11 +7,16 @@ what a user saved elsewhere, and loading rebuilds the env the agent was trained 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cotimage.checks import blocking_file
+from cotimage.checks import blocking_file, checked_path
 from cotimage.envs import CotImageVectorEnv
 from cotimage.generators import ShapesGenerator
 from cotimage.generators.shapes import ASSET as SHAPES_ASSET
@@ -56,11 +61,27 @@ def _json_able(value: Any) -> bool:
     return True
 
 
-def save_directory(path: str | Path, overwrite: bool) -> Path:
-    """``path``, created, after :func:`check_save_directory`."""
+@contextmanager
+def staged_save(path: str | Path, overwrite: bool) -> Iterator[Path]:
+    """A new directory beside ``path`` to write a save into; once the block ends, it becomes ``path``.
+
+    ``path`` is checked first (:func:`check_save_directory`). A save that fails or is
+    interrupted leaves ``path`` as it was, a previous save whole, rather than a mix of the two.
+    """
     path = check_save_directory(path, overwrite)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.saving-{os.getpid()}-{time.time_ns()}"
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replaced = staging.with_name(staging.name.replace(".saving-", ".replaced-"))
+    if path.exists():  # an empty directory, or the save being replaced
+        path.rename(replaced)
+    staging.rename(path)
+    shutil.rmtree(replaced, ignore_errors=True)
 
 
 def check_save_directory(path: str | Path, overwrite: bool) -> Path:
@@ -70,7 +91,9 @@ def check_save_directory(path: str | Path, overwrite: bool) -> Path:
         FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or holds
             other files (never replaced, whatever ``overwrite``), or it or a directory above it is a file.
     """
-    path = Path(path)
+    if not isinstance(overwrite, bool):  # "no" would be true, and replace the save
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    path = checked_path("path", path)
     blocker = blocking_file(path)
     if blocker is not None:
         raise FileExistsError(f"{path} cannot hold a saved agent: {blocker} is a file; save into a new or empty directory")
@@ -111,10 +134,17 @@ def saved_run_dir(meta: dict[str, Any], tensorboard_log: Path | None) -> Path | 
 
 def read_meta(path: str | Path, cls: type) -> dict[str, Any]:
     """The ``agent.json`` in ``path``, checked to hold a ``cls`` agent."""
-    path = Path(path)
+    path = checked_path("path", path)
     if not (path / META_FILE).is_file():
         raise FileNotFoundError(f"no saved agent at {path} (expected {path / META_FILE})")
-    meta = json.loads((path / META_FILE).read_text())
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path / META_FILE} is not a saved agent's record: {error}") from error
+    missing = [key for key in ("algorithm", "config", "seed", "num_images", "num_updates")
+               if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise ValueError(f"{path / META_FILE} is not a saved agent's record: it lacks {missing}")
     if meta["algorithm"] != cls.__name__:
         raise ValueError(f"{path} holds a {meta['algorithm']} agent; load it with that class, not {cls.__name__}")
     return meta
@@ -126,6 +156,10 @@ def load_arguments(meta: dict[str, Any], path: Path, env: Any, policy: Any, kwar
     ``None`` for ``env`` or ``policy`` means the saved one; ``tensorboard_log`` defaults to the
     saved directory too. Agents saved before the env was recorded load on the default env.
     """
+    fixed = sorted({"config", "seed"} & set(kwargs))
+    if fixed:
+        raise ValueError(f"load() takes no {fixed}: a loaded agent keeps its saved config and seed, so that learn() "
+                         "continues the saved run; build a new agent for others")
     record = meta.get("env", {"rebuild": {"env": "CotImage-v0", "env_kwargs": {}}, "policy": "shapes"})
     if env is None:
         if "rebuild" not in record:

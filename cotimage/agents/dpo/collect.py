@@ -22,7 +22,7 @@ from cotimage.agents.common.agent import make_envs
 from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.common.pairs import PairDataset, check_dataset_directory, collect_pairs
 from cotimage.agents.common.rollout import Rollout, collect
-from cotimage.checks import require_count
+from cotimage.checks import require_count, require_seed
 from cotimage.cli import parse_seed
 
 
@@ -50,6 +50,10 @@ def collect_dataset(
     """
     k = require_count("samples_per_prompt", samples_per_prompt, least=2)
     num_prompts = require_count("prompts", num_prompts)
+    batch_size = require_count("batch_size", batch_size)
+    seed = require_seed("seed", seed)
+    if prompts is not None and not isinstance(prompts, (list, tuple)):  # a str would be read letter by letter
+        raise ValueError(f"prompts={prompts!r:.80} must be None (the suite's) or a list of prompt texts")
     if batch_size < k:
         raise ValueError(f"batch_size={batch_size} must be >= samples_per_prompt={k}")
     sampling = AgentConfig(temperature=temperature, top_k=top_k, cfg_weight=cfg_weight).sampling

@@ -86,6 +86,8 @@ class DPOConfig(AgentConfig):
         super().__post_init__()
         if self.train_prompts is not None:
             prompts = (self.train_prompts,) if isinstance(self.train_prompts, str) or is_int(self.train_prompts) else self.train_prompts
+            require(isinstance(prompts, (list, tuple)), "train_prompts", self.train_prompts,
+                    "must be None, a prompt text, a suite index (int >= 0) or a list of them")
             for prompt in prompts:
                 require(isinstance(prompt, str) or (is_int(prompt) and prompt >= 0), "train_prompts", self.train_prompts,
                         f"must list prompt texts or suite indices (ints >= 0); {prompt!r} is neither")

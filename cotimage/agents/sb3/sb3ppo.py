@@ -35,8 +35,8 @@ from cotimage.agents.common.saving import (
     env_record,
     load_arguments,
     read_meta,
-    save_directory,
     saved_run_dir,
+    staged_save,
     warn_if_env_changed,
 )
 from cotimage.agents.sb3.policy import PretrainedTokenPolicy
@@ -225,6 +225,10 @@ class SB3PPO:
             The agent.
         """
         require_count("total_images", total_images)
+        sb3_callbacks = callback if isinstance(callback, list) else [callback]
+        if callback is not None and not all(callable(c) or isinstance(c, BaseCallback) for c in sb3_callbacks):
+            raise ValueError(f"callback={callback!r} must be None, a function callback(agent, metrics), "
+                             "or SB3 callback(s)")
         if self.tensorboard_log is not None and self.run_dir is None:
             # The run is chosen once and kept, as the native agents do: left to SB3, a continued
             # learn() writes into the newest run of the directory, which may be another agent's.
@@ -270,17 +274,17 @@ class SB3PPO:
 
         Raises:
             FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or
-                holds other files (see :func:`~cotimage.agents.common.saving.save_directory`).
+                holds other files (see :func:`~cotimage.agents.common.saving.check_save_directory`).
         """
         meta = encode_meta(
             self, num_timesteps=self.model.num_timesteps, sb3_n_updates=self.model._n_updates,
             tensorboard_run=self.run_dir.name if self.run_dir is not None else None,
         )
-        path = save_directory(path, overwrite)
-        # policy_kwargs holds the transformer itself: its weights are in the zip's state dict already.
-        self.model.save(path / MODEL_FILE, exclude=["policy_kwargs"])
-        (path / META_FILE).write_text(meta)
-        return path
+        with staged_save(path, overwrite) as staging:
+            # policy_kwargs holds the transformer itself: its weights are in the zip's state dict already.
+            self.model.save(staging / MODEL_FILE, exclude=["policy_kwargs"])
+            (staging / META_FILE).write_text(meta)
+        return Path(path)
 
     @classmethod
     def load(
@@ -301,8 +305,10 @@ class SB3PPO:
             env, policy, kwargs: As for :meth:`Agent.load <cotimage.agents.common.agent.Agent.load>`:
                 ``None`` rebuilds the saved env and generator.
         """
-        path = Path(path)
         meta = read_meta(path, cls)
+        path = Path(path)
+        if not (path / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"{path} holds no {MODEL_FILE}: not a whole saved SB3PPO")
         env, policy, kwargs = load_arguments(meta, path, env, policy, kwargs)
         agent = cls(env, policy, cls.config_class.from_dict(meta["config"]), seed=meta["seed"], **kwargs)
         warn_if_env_changed(meta, agent.env_record, path)
