@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("-h", "--help", action="store_true", help="show the common options and, after AGENT, its config fields")
     tr.add_argument("agent", nargs="?", choices=list(registry()), metavar="AGENT", help=f"one of {', '.join(registry())}")
-    tr.add_argument("--total-images", type=int, default=4096, help="image budget of the run")
+    tr.add_argument("--total-images", type=parse_count, default=4096, help="image budget of the run")
     tr.add_argument("--generator", default="shapes", choices=generators.names())
     tr.add_argument("--device", default="cpu", type=parse_device, help="where the generator runs: cpu, cuda, cuda:N (default cpu)")
     tr.add_argument("--reward", default="scene")

@@ -130,6 +130,13 @@ def test_eval_reports_bad_values_by_name(argv, message):
         main(argv)
 
 
+def test_a_train_budget_below_one_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "grpo", "--total-images", "-5"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --total-images: '-5' is not an int >= 1" in err and "note:" not in err
+
+
 @pytest.mark.parametrize("command", [["eval"], ["train", "grpo"]])
 @pytest.mark.parametrize("seed", ["-1", str(2**63)])
 def test_a_seed_out_of_range_is_an_argument_error(command, seed, capsys):
