@@ -206,6 +206,23 @@ def test_predict_acts_in_the_single_env():
     assert actions.shape == (2,)
 
 
+def test_predict_names_what_is_wrong_with_an_observation():
+    agent = GRPO(config=GRPOConfig(batch_size=8, group_size=4))
+    obs, _ = CotImageEnv().reset(seed=0)
+    bad = [
+        (None, r"observation must be the env's dict with keys \['image_tokens', 'prompt', 'step'\]"),
+        ({k: v for k, v in obs.items() if k != "step"}, "observation must be the env's dict"),
+        ({**obs, "step": np.array([1000])}, r"observation\['step'\] must lie in \[0, 64\], got \[1000, 1000\]"),
+        ({**obs, "prompt": np.full_like(obs["prompt"], 10**6)}, r"observation\['prompt'\] must lie in \[0, "),
+        ({**obs, "prompt": obs["prompt"][None, None]}, r"observation\['prompt'\] must be one env's"),
+        ({**obs, "image_tokens": obs["image_tokens"][:10]}, r"observation\['image_tokens'\] must hold integer rows of shape \(64,\)"),
+        ({**obs, "step": np.array([0.5])}, r"observation\['step'\] must hold integer rows"),
+    ]
+    for observation, message in bad:
+        with pytest.raises(ValueError, match=message):
+            agent.predict(observation)
+
+
 def test_predict_reads_each_row_at_its_own_step_and_leaves_training_unchanged():
     agent = GRPO(config=GRPOConfig(batch_size=8, group_size=4))
     env = CotImageEnv()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -264,12 +264,11 @@ class Agent(ABC):
         updates leaves the training run unchanged. Recomputes each prefix: fine for acting in
         an env, while training rolls out with one cached step per token.
         """
-        prompt = np.asarray(observation["prompt"])
-        single = prompt.ndim == 1
+        rows, single = self._observation_rows(observation)
         device = self.policy.device
-        ids = torch.as_tensor(prompt[None] if single else prompt, dtype=torch.long, device=device)
-        tokens = torch.as_tensor(np.asarray(observation["image_tokens"]).reshape(len(ids), -1), device=device)
-        steps = np.asarray(observation["step"]).reshape(len(ids))
+        ids = torch.as_tensor(rows["prompt"], dtype=torch.long, device=device)
+        tokens = torch.as_tensor(rows["image_tokens"], device=device)
+        steps = rows["step"].reshape(len(ids))
         log_probs = torch.empty(len(ids), self.generator.codebook_size, device=device)
         self.policy.eval()
         for step in np.unique(steps):  # one pass per prefix length
@@ -280,6 +279,35 @@ class Agent(ABC):
         action = log_probs.argmax(-1) if deterministic else torch.multinomial(log_probs.exp(), 1).squeeze(1)
         action = action.cpu().numpy()
         return (action[0] if single else action), None
+
+    def _observation_rows(self, observation: Any) -> tuple[dict[str, np.ndarray], bool]:
+        """The observation as rows of the env's observation space, and whether it was one env's.
+
+        Raises:
+            ValueError: naming the key whose shape, type or values the env's space does not hold.
+        """
+        space = self.envs.single_observation_space
+        if not isinstance(observation, Mapping) or set(observation) != set(space.spaces):
+            raise ValueError(f"observation must be the env's dict with keys {sorted(space.spaces)}, got {observation!r:.80}")
+        if np.ndim(observation["prompt"]) not in (1, 2):
+            raise ValueError(f"observation['prompt'] must be one env's (shape {space['prompt'].shape}) or a batch's "
+                             f"(n, {space['prompt'].shape[0]}), got shape {np.shape(observation['prompt'])}")
+        single = np.ndim(observation["prompt"]) == 1
+        rows = {}
+        for key, box in space.spaces.items():
+            value = np.asarray(observation[key])
+            value = value[None] if single else value
+            n = len(value) if value.ndim else 0
+            if not np.issubdtype(value.dtype, np.integer) or value.size != n * int(np.prod(box.shape)) or n == 0:
+                raise ValueError(f"observation[{key!r}] must hold integer rows of shape {box.shape}, got {value.dtype} {value.shape}")
+            value = value.reshape(n, *box.shape)
+            if not ((value >= box.low) & (value <= box.high)).all():
+                raise ValueError(f"observation[{key!r}] must lie in [{box.low.min()}, {box.high.max()}], "
+                                 f"got [{value.min()}, {value.max()}]")
+            rows[key] = value
+        if len({len(v) for v in rows.values()}) > 1:
+            raise ValueError(f"observation's keys hold different numbers of rows: { {k: len(v) for k, v in rows.items()} }")
+        return rows, single
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write weights (safetensors), config, counters and env (JSON), optimizer and RNG state.
