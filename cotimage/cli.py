@@ -58,6 +58,13 @@ def parse_count(value: str) -> int:
     return count
 
 
+def parse_path(value: str) -> Path:
+    """argparse type of a file or directory to write: a non-empty path ('' would be the current directory)."""
+    if not value:
+        raise argparse.ArgumentTypeError("'' is no path; name a file or directory")
+    return Path(value)
+
+
 def check_output_file(path: Path, force: bool) -> None:
     """Check, before any work, that a script may write the file ``path``.
 
@@ -186,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--top-k", type=parse_count, default=None)
     ev.add_argument("--cfg-weight", type=float, default=None)
     ev.add_argument("--seed", type=parse_seed, default=0)
-    ev.add_argument("--out", type=Path, default=None, help="directory for JSON results and sample grids")
+    ev.add_argument("--out", type=parse_path, default=None, help="directory for JSON results and sample grids")
     ev.add_argument("--overwrite", action="store_true", help="replace results an earlier run wrote into --out")
     ev.set_defaults(run=_eval)
 
@@ -206,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--reward", default="scene")
     tr.add_argument("--suite", default="shapes/compbench-train", choices=suites.NAMES)
     tr.add_argument("--seed", type=parse_seed, default=0)
-    tr.add_argument("--tensorboard-log", type=Path, default=Path("runs/tensorboard"))
-    tr.add_argument("--save", type=Path, default=None, help="directory to save the trained agent to")
+    tr.add_argument("--tensorboard-log", type=parse_path, default=Path("runs/tensorboard"))
+    tr.add_argument("--save", type=parse_path, default=None, help="directory to save the trained agent to")
     tr.add_argument("--overwrite", action="store_true", help="replace an agent saved at --save before")
     tr.set_defaults(run=partial(_train, tr))
 

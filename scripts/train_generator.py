@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from cotimage import suites
-from cotimage.cli import check_output_file, parse_count, parse_seed
+from cotimage.cli import check_output_file, parse_count, parse_path, parse_seed
 from cotimage.generators.base import PromptBatch, SamplingConfig
 from cotimage.generators.shapes import ASSET, PAD, ShapesPolicy, WordTokenizer
 from cotimage.shapes import render
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("--seed", type=parse_seed, default=0)
     parser.add_argument("--threads", type=parse_count, default=1,
                         help="torch threads (default 1); the weights depend on it, bit for bit")
-    parser.add_argument("--out", type=Path, default=ASSET)
+    parser.add_argument("--out", type=parse_path, default=ASSET)
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args()
     try:

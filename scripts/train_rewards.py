@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from cotimage import generators, suites
-from cotimage.cli import check_output_file, parse_count, parse_device, parse_seed
+from cotimage.cli import check_output_file, parse_count, parse_device, parse_path, parse_seed
 from cotimage.generators.shapes import WordTokenizer
 from cotimage.rewards import generalization
 from cotimage.rewards.clip import (
@@ -577,7 +577,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=parse_count, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--log-every", type=parse_count, default=250)
     parser.add_argument("--seed", type=parse_seed, default=0)
-    parser.add_argument("--out-dir", type=Path, default=ASSETS)
+    parser.add_argument("--out-dir", type=parse_path, default=ASSETS)
     parser.add_argument("--force", action="store_true", help="overwrite existing weights")
     args = parser.parse_args(argv)
     args.models = args.models or list(MODELS)

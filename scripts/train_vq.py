@@ -10,13 +10,12 @@ reconstruction pixel error and the checker's pass rate on fresh renders.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from cotimage import suites
-from cotimage.cli import check_output_file, parse_count, parse_seed
+from cotimage.cli import check_output_file, parse_count, parse_path, parse_seed
 from cotimage.shapes import check, render
 from cotimage.shapes.vq import ASSET, PatchVQ, kmeans
 
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--codebook-size", type=parse_count, default=256)
     parser.add_argument("--iterations", type=parse_count, default=30, help="Lloyd iterations")
     parser.add_argument("--seed", type=parse_seed, default=0)
-    parser.add_argument("--out", type=Path, default=ASSET)
+    parser.add_argument("--out", type=parse_path, default=ASSET)
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args()
     try:

@@ -159,3 +159,14 @@ def test_a_bad_device_is_an_argument_error(command, device, message, capsys):
     with pytest.raises(SystemExit) as stop:
         main([*command, "--device", device])
     assert stop.value.code == 2 and f"argument --device: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["eval", "--out", ""], ["train", "grpo", "--save", ""], ["train", "grpo", "--tensorboard-log", ""],
+     ["bench", "--preset", "quick", "--out", ""], ["collect-pairs", "--out", ""]],
+)
+def test_an_empty_output_path_is_an_argument_error_not_the_current_directory(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and "'' is no path; name a file or directory" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cotimage.bench.presets import PRESETS, get
-from cotimage.cli import parse_device
+from cotimage.cli import parse_device, parse_path
 
 
 def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.ArgumentParser:
@@ -23,9 +23,9 @@ def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.Arg
         description="Train and evaluate a grid of agents x rewards x seeds x variants; finished cells are reused.",
     )
     parser.add_argument("--preset", default="quick", choices=list(PRESETS), help="grid to run (default: quick; --list describes them)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/bench/<preset>)")
+    parser.add_argument("--out", type=parse_path, default=None, help="output directory (default: runs/bench/<preset>)")
     parser.add_argument(
-        "--cells", type=Path, default=None,
+        "--cells", type=parse_path, default=None,
         help="directory of the cell records and TensorBoard runs (default: --out); grids sharing one reuse finished cells",
     )
     parser.add_argument("--agents", nargs="+", default=None, help="override the agents: registered agents, base, best-of-N")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from cotimage.agents.common.config import AgentConfig
 from cotimage.agents.common.pairs import PairDataset, check_dataset_directory, collect_pairs
 from cotimage.agents.common.rollout import Rollout, collect
 from cotimage.checks import require_count, require_seed
-from cotimage.cli import parse_seed
+from cotimage.cli import parse_path, parse_seed
 
 
 def collect_dataset(
@@ -88,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cotimage.agents.dpo.collect",
         description="Write a DPO pair dataset: best vs. worst of K images per prompt from the base policy, through the env.",
     )
-    parser.add_argument("--out", type=Path, required=True, help="directory to write the dataset into")
+    parser.add_argument("--out", type=parse_path, required=True, help="directory to write the dataset into")
     parser.add_argument("--prompts", type=int, default=256, help="prompts to draw from the suite (default: 256)")
     parser.add_argument("--samples-per-prompt", type=int, default=4, help="images per prompt, K (default: 4)")
     parser.add_argument("--suite", default="shapes/compbench-train", choices=suites.NAMES)
