@@ -44,6 +44,22 @@ def blocking_file(path: str | Path) -> Path | None:
 MAX_SEED = 2**63 - 1
 
 
+def save_directory(path: Any, overwrite: Any, what: str) -> Path:
+    """``path`` as a Path, once checked that ``what`` (e.g. "a saved agent") may be saved there.
+
+    Raises:
+        ValueError: if ``overwrite`` is not a bool ("no" would be true) or ``path`` no path.
+        FileExistsError: if ``path``, or a directory above it, is a file.
+    """
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    path = checked_path("path", path)
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise FileExistsError(f"{path} cannot hold {what}: {blocker} is a file; name a new or empty directory")
+    return path
+
+
 def require_seed(name: str, value: Any) -> int:
     """``value`` as a Python int; ``ValueError`` naming ``name`` unless it is an int in [0, :data:`MAX_SEED`]."""
     if not is_int(value) or not 0 <= value <= MAX_SEED:

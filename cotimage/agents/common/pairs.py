@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cotimage.agents.common.rollout import Rollout
-from cotimage.checks import blocking_file, checked_path, require_count
+from cotimage.checks import checked_path, require_count, save_directory
 from cotimage.envs.core import text_of
 
 FORMAT = "cotimage-pairs"
@@ -42,12 +42,7 @@ def check_dataset_directory(path: str | Path, overwrite: bool, overwrite_hint: s
             already holds a pair dataset and ``overwrite`` is false (``overwrite_hint`` says
             how to allow it).
     """
-    if not isinstance(overwrite, bool):  # "no" would be true, and replace the dataset
-        raise ValueError(f"overwrite={overwrite!r} must be True or False")
-    path = checked_path("path", path)
-    blocker = blocking_file(path)
-    if blocker is not None:
-        raise FileExistsError(f"{path} cannot hold a pair dataset: {blocker} is a file; name a directory")
+    path = save_directory(path, overwrite, "a pair dataset")
     if not overwrite and ((path / INDEX_FILE).exists() or (path / TENSOR_FILE).exists()):
         raise FileExistsError(f"{path} already holds a pair dataset; pass {overwrite_hint} to replace it")
     return path

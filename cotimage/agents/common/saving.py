@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cotimage.checks import blocking_file, checked_path
+from cotimage.checks import checked_path, save_directory
 from cotimage.envs import CotImageVectorEnv
 from cotimage.generators import ShapesGenerator
 from cotimage.generators.shapes import ASSET as SHAPES_ASSET
@@ -91,12 +91,7 @@ def check_save_directory(path: str | Path, overwrite: bool) -> Path:
         FileExistsError: if ``path`` holds a saved agent and ``overwrite`` is false, or holds
             other files (never replaced, whatever ``overwrite``), or it or a directory above it is a file.
     """
-    if not isinstance(overwrite, bool):  # "no" would be true, and replace the save
-        raise ValueError(f"overwrite={overwrite!r} must be True or False")
-    path = checked_path("path", path)
-    blocker = blocking_file(path)
-    if blocker is not None:
-        raise FileExistsError(f"{path} cannot hold a saved agent: {blocker} is a file; save into a new or empty directory")
+    path = save_directory(path, overwrite, "a saved agent")
     if (path / META_FILE).exists():
         if not overwrite:
             raise FileExistsError(f"{path} already holds a saved agent; pass overwrite=True to replace it")
