@@ -44,6 +44,26 @@ def blocking_file(path: str | Path) -> Path | None:
 MAX_SEED = 2**63 - 1
 
 
+def writable_file(path: Any, overwrite: Any, hint: str = "overwrite=True") -> Path:
+    """``path`` as a Path, once checked that a file may be written there without replacing one unasked.
+
+    Raises:
+        ValueError: if ``overwrite`` is not a bool, ``path`` is no path or a directory, or a
+            directory above it is a file; or if a file is there and ``overwrite`` is false
+            (``hint`` says how to allow it).
+    """
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    path = checked_path("path", path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; name the file to write")
+    if blocking_file(path.parent):
+        raise ValueError(f"{path} cannot be written: a parent of it is a file")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists; pass {hint} to overwrite it")
+    return path
+
+
 def save_directory(path: Any, overwrite: Any, what: str) -> Path:
     """``path`` as a Path, once checked that ``what`` (e.g. "a saved agent") may be saved there.
 

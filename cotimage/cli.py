@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from cotimage import suites
-from cotimage.checks import MAX_SEED, blocking_file
+from cotimage.checks import MAX_SEED, blocking_file, writable_file
 
 _DEVICE = re.compile(r"cpu|cuda(?::\d+)?")
 #: Generators whose policy loads from a weights file (``cotimage eval --weights``).
@@ -71,12 +71,7 @@ def check_output_file(path: Path, force: bool) -> None:
     Raises:
         ValueError: if ``path`` is a directory, sits under a file, or exists and ``force`` is false.
     """
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory; name the file to write")
-    if blocking_file(path.parent):
-        raise ValueError(f"{path} cannot be written: a parent of it is a file")
-    if path.exists() and not force:
-        raise ValueError(f"{path} exists; pass --force to overwrite it")
+    writable_file(path, force, hint="--force")
 
 
 def parse_seed(value: str) -> int:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cotimage.checks import require_count
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -28,6 +30,12 @@ def stratified_bootstrap(
     A resample on which ``statistic`` is NaN (a ranking accuracy of resampled prompts without a
     pair) carries no value and is left out of the interval.
     """
+    require_count("n", n)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng={rng!r} must be a numpy Generator, e.g. np.random.default_rng(0)")
+    if not isinstance(groups, (list, tuple)) or not groups or any(np.ndim(g) < 1 or len(g) == 0 for g in groups):
+        raise ValueError("groups must be a non-empty list of non-empty arrays (one per stratum)")
+    groups = [np.asarray(g) for g in groups]
     values = [statistic([g[rng.integers(len(g), size=len(g))] for g in groups]) for _ in range(n)]
     low, high = np.nanpercentile(values, [2.5, 97.5])
     return Interval(float(statistic(groups)), float(low), float(high))
@@ -42,20 +50,29 @@ def iqm(scores: np.ndarray) -> float:
     As rliable (``scipy.stats.trim_mean(scores, 0.25, axis=None)``): ``int(0.25 * n)`` scores are
     cut from each end; in numpy, since the bootstrap calls it thousands of times.
     """
-    flat = np.sort(np.asarray(scores, np.float64), axis=None)
+    flat = _finite("scores", scores).ravel()
+    flat.sort()
     cut = int(0.25 * flat.size)
     return float(flat[cut : flat.size - cut].mean())
 
 
 def mean_score(scores: np.ndarray) -> float:
     """Mean of all scores of a (runs, tasks) matrix (the mean over runs of each run's task average)."""
-    return float(np.mean(scores))
+    return float(np.mean(_finite("scores", scores)))
 
 
-def _columns(scores: np.ndarray) -> list[np.ndarray]:
-    scores = np.asarray(scores, np.float64)
-    if scores.ndim != 2 or 0 in scores.shape:
-        raise ValueError(f"scores must be a non-empty (runs, tasks) matrix, got shape {scores.shape}")
+def _finite(name: str, scores: np.ndarray) -> np.ndarray:
+    """``scores`` as a float64 array; ``ValueError`` naming ``name`` if empty or not finite (NaN would sort as best)."""
+    array = np.asarray(scores, np.float64)
+    if array.size == 0 or not np.isfinite(array).all():
+        raise ValueError(f"{name} must be non-empty and finite, got {array!r:.80}")
+    return array
+
+
+def _columns(name: str, scores: np.ndarray) -> list[np.ndarray]:
+    scores = _finite(name, scores)
+    if scores.ndim != 2:
+        raise ValueError(f"{name} must be a non-empty (runs, tasks) matrix, got shape {scores.shape}")
     return list(scores.T)
 
 
@@ -72,7 +89,7 @@ def runs_bootstrap(
         rng: Draws the resamples.
         n: Bootstrap replicates.
     """
-    return stratified_bootstrap(_columns(scores), lambda cols: statistic(np.stack(cols, 1)), rng, n)
+    return stratified_bootstrap(_columns("scores", scores), lambda cols: statistic(np.stack(cols, 1)), rng, n)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -85,7 +102,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
         x: (runs_x, tasks) scores of algorithm X.
         y: (runs_y, tasks) scores of algorithm Y on the same tasks.
     """
-    cx, cy = _columns(x), _columns(y)
+    cx, cy = _columns("x", x), _columns("y", y)
     if len(cx) != len(cy):
         raise ValueError(f"x and y must score the same tasks, got {len(cx)} and {len(cy)} columns")
     diff = np.asarray(x, np.float64)[:, None, :] - np.asarray(y, np.float64)[None, :, :]  # (runs_x, runs_y, tasks)
@@ -94,7 +111,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 
 def improvement_bootstrap(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n: int = 1000) -> Interval:
     """:func:`probability_of_improvement` with a 95% interval resampling X's and Y's runs within each task."""
-    cx, cy = _columns(x), _columns(y)
+    cx, cy = _columns("x", x), _columns("y", y)
     tasks = len(cx)  # probability_of_improvement checks that y has as many
     return stratified_bootstrap(
         [*cx, *cy], lambda cols: probability_of_improvement(np.stack(cols[:tasks], 1), np.stack(cols[tasks:], 1)), rng, n

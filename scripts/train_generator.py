@@ -92,7 +92,7 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             print(f"step {step}/{args.steps} loss {loss.item():.4f} lr {schedule.get_last_lr()[0]:.2e} {elapsed:.0f}s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    policy.save(args.out)
+    policy.save(args.out, overwrite=args.force)
     print(f"wrote {args.out}")
 
 

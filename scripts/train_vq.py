@@ -56,7 +56,7 @@ def main() -> None:
         )
     vq = PatchVQ(codebook)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    vq.save(args.out)
+    vq.save(args.out, overwrite=args.force)
 
     vq = PatchVQ.load(args.out)
     test, records = rendered(1000, args.seed + 1)

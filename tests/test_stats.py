@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from cotimage.stats import improvement_bootstrap, iqm, mean_score, probability_of_improvement, runs_bootstrap
+from cotimage.stats import (
+    improvement_bootstrap,
+    iqm,
+    mean_score,
+    probability_of_improvement,
+    runs_bootstrap,
+    stratified_bootstrap,
+)
 
 
 def test_iqm_averages_the_middle_half_of_all_scores():
@@ -51,3 +58,24 @@ def test_bad_score_matrices_raise():
         runs_bootstrap(np.ones(3), iqm, np.random.default_rng(0))
     with pytest.raises(ValueError, match="same tasks"):
         probability_of_improvement(np.ones((2, 3)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="y must be a non-empty"):
+        probability_of_improvement(np.ones((2, 3)), np.ones(3))
+
+
+def test_nan_or_empty_scores_are_refused_not_ranked():
+    x = np.array([[1.0, np.nan], [2.0, 3.0]])
+    for call in (lambda: probability_of_improvement(x, np.ones((2, 2))), lambda: iqm([1, 2, np.nan, 4]),
+                 lambda: iqm([]), lambda: mean_score(np.zeros((0, 3)))):
+        with pytest.raises(ValueError, match="must be non-empty and finite"):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"n": True}, "n=True must be an int >= 1"), ({"n": 0}, "n=0 must be an int >= 1"),
+     ({"rng": 0}, "rng=0 must be a numpy Generator"), ({"groups": []}, "groups must be a non-empty list")],
+)
+def test_stratified_bootstrap_names_bad_arguments(kwargs, message):
+    arguments = {"groups": [np.ones(3)], "statistic": lambda g: float(np.mean(g[0])), "rng": np.random.default_rng(0), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        stratified_bootstrap(**arguments)

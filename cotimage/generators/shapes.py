@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from cotimage.checks import checked_path, require_count, writable_file
 from cotimage.generators.base import (
     DecodeState,
     Generator,
@@ -47,6 +48,7 @@ class WordTokenizer:
     """Closed-vocabulary word tokenizer: the grammar's words; anything else is ``<unk>``."""
 
     def __init__(self, max_words: int = 40) -> None:
+        max_words = require_count("max_words", max_words)
         self.vocab = [*SPECIALS, *VOCABULARY]
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.max_words = max_words
@@ -260,8 +262,13 @@ class ShapesPolicy(Policy):
     def weights_metadata(self) -> dict[str, str]:
         return {"config": json.dumps(asdict(self.cfg))}
 
-    def save(self, path: str | Path, dtype: torch.dtype = torch.float16) -> None:
-        """Write the weights (fp16 by default) and architecture to one safetensors file."""
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float16, overwrite: bool = False) -> None:
+        """Write the weights (fp16 by default) and architecture to one safetensors file.
+
+        Raises:
+            ValueError: if a file is at ``path`` and ``overwrite`` is false, or ``path`` cannot be written.
+        """
+        path = writable_file(path, overwrite)
         tensors = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
         save_file(tensors, str(path), metadata=self.weights_metadata())
 
@@ -322,6 +329,17 @@ class ShapesGenerator(Generator):
         policy: ShapesPolicy | None = None,
         device: str | torch.device | None = None,
     ) -> None:
+        if not isinstance(value_head, bool):
+            raise ValueError(f"value_head={value_head!r} must be True or False")
+        if policy is not None and not isinstance(policy, ShapesPolicy):
+            raise ValueError(f"policy={policy!r:.80} must be a ShapesPolicy (or None to load weights)")
+        if device is not None and not isinstance(device, (str, torch.device)):  # nn.Module.to would take a dtype
+            raise ValueError(f"device={device!r} must be None, a str such as 'cpu' or 'cuda', or a torch.device")
+        try:
+            torch.device(device) if isinstance(device, str) else None
+        except RuntimeError as error:
+            raise ValueError(f"device={device!r} is no torch device: {error}") from None
+        weights = checked_path("weights", weights) if weights is not None else None
         if policy is not None and (weights is not None or value_head):
             raise ValueError("pass either policy or weights / value_head: a given policy is used as it is")
         #: The weights file the policy started from (``None`` for a given policy): a saved agent

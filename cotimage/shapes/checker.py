@@ -110,8 +110,8 @@ def _scale(image: np.ndarray) -> float:
 def detect(image: np.ndarray) -> list[Detection]:
     """Find the objects of an image: uint8 array (H, W, 3)."""
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 array (H, W, 3), got {image.dtype} {image.shape}")
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise ValueError(f"image must be a uint8 array (H, W, 3) with H, W >= 1, got {image.dtype} {image.shape}")
     scale = _scale(image)
     distances = ((image[:, :, None, :].astype(np.float32) - _PALETTE) ** 2).sum(-1)
     labels = distances.argmin(-1)

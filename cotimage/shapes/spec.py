@@ -127,6 +127,9 @@ class SceneSpec:
     relations: tuple[Relation, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        for name in ("objects", "relations"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise ValueError(f"{name} must be a list or tuple, got {getattr(self, name)!r}")
         object.__setattr__(self, "objects", tuple(self.objects))
         object.__setattr__(self, "relations", tuple(self.relations))
         if not self.objects:
@@ -240,6 +243,8 @@ def alterations(spec: SceneSpec) -> list[Alteration]:
     Some alterations may ask for a scene no layout can draw (too many objects);
     :func:`alter` leaves those out.
     """
+    if not isinstance(spec, SceneSpec):
+        raise ValueError(f"spec must be a SceneSpec, got {spec!r:.80} (cotimage.shapes.as_spec reads texts and dicts)")
     out: list[Alteration] = []
     objects = spec.objects
     used = {obj.shape for obj in objects}

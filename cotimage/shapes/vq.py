@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from cotimage.checks import require_count
+from cotimage.checks import require_count, writable_file
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "shapes_vq.safetensors"
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -94,8 +94,13 @@ class PatchVQ(nn.Module):
         x = x.reshape(b, g, g, p, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(b, self.image_size, self.image_size, 3)
         return x.cpu().numpy() if isinstance(tokens, np.ndarray) else x
 
-    def save(self, path: str | Path) -> None:
-        """Write the codebook as fp16 safetensors (patch values are integers below 2048: exact)."""
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write the codebook as fp16 safetensors (patch values are integers below 2048: exact).
+
+        Raises:
+            ValueError: if a file is at ``path`` and ``overwrite`` is false, or ``path`` cannot be written.
+        """
+        path = writable_file(path, overwrite)
         meta = {"patch": str(self.patch), "image_size": str(self.image_size)}
         save_file({"codebook": self.codebook.half().contiguous()}, str(path), metadata=meta)
 

@@ -106,6 +106,12 @@ def test_value_head_starts_at_zero():
         (lambda: WordTokenizer(max_words=3)(["a big red circle"]), "max_prompt_words=3"),
         (lambda: generators.load("dalle"), "janus-pro"),
         (lambda: generators.load(["shapes"]), r"generator=\['shapes'\] is unknown"),
+        (lambda: ShapesGenerator(device=1.5), "device=1.5 must be None, a str"),  # nn.Module.to took it as a dtype
+        (lambda: ShapesGenerator(device="gpu"), "device='gpu' is no torch device"),
+        (lambda: ShapesGenerator(weights=""), "weights='' must be a non-empty path"),  # was the shipped weights
+        (lambda: ShapesGenerator(value_head="no"), "value_head='no' must be True or False"),
+        (lambda: ShapesGenerator(policy="x"), "policy='x' must be a ShapesPolicy"),
+        (lambda: WordTokenizer(True), "max_words=True must be an int >= 1"),
         (lambda: generators.load("shapes").generate(["a red circle"], seed=2.5), r"seed=2.5 must be an int in \[0"),
         (lambda: generators.load("shapes").generate(["a red circle"], sampling={"temperature": 2.0}),
          "sampling=.* must be None .* or a SamplingConfig"),
@@ -177,3 +183,13 @@ def test_a_row_scores_the_same_alone_or_in_a_batch(tiny, sampling):
         alone = tiny.score_tokens(WordTokenizer()([text]), tokens[i : i + 1], sampling)
         torch.testing.assert_close(alone.log_probs[0], together.log_probs[i], atol=1e-5, rtol=0)
         torch.testing.assert_close(alone.values[0], together.values[i], atol=1e-5, rtol=0)
+
+
+def test_saving_weights_never_replaces_a_file_unless_asked(tmp_path):
+    (tmp_path / "mine.safetensors").write_text("the user's")
+    policy = ShapesPolicy(ShapesConfig(d_model=16, layers=1, heads=2, ff=32))
+    with pytest.raises(ValueError, match="mine.safetensors exists; pass overwrite=True"):
+        policy.save(tmp_path / "mine.safetensors")
+    assert (tmp_path / "mine.safetensors").read_text() == "the user's"
+    policy.save(tmp_path / "mine.safetensors", overwrite=True)
+    assert ShapesPolicy.load(tmp_path / "mine.safetensors").cfg.d_model == 16

@@ -145,3 +145,8 @@ def test_check_accepts_prompt_dict_and_record():
 def test_bad_image_raises(image):
     with pytest.raises(ValueError, match="image must be a uint8 array"):
         check(image, "a circle")
+
+
+def test_an_empty_image_is_named():
+    with pytest.raises(ValueError, match=r"image must be a uint8 array \(H, W, 3\) with H, W >= 1, got uint8 \(0, 0, 3\)"):
+        check(np.zeros((0, 0, 3), np.uint8), "a red circle")

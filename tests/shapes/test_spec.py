@@ -196,3 +196,12 @@ def test_alter_names_a_bad_rng():
         alter(pair(), -1)
     with pytest.raises(ValueError, match="^rng=True must be"):  # numpy would read it as 1
         alter(pair(), True)
+
+
+def test_a_scene_of_no_list_and_an_alteration_of_no_scene_are_named():
+    from cotimage.shapes.spec import SceneSpec, alter
+
+    with pytest.raises(ValueError, match="objects must be a list or tuple, got None"):
+        SceneSpec(None)
+    with pytest.raises(ValueError, match="spec must be a SceneSpec, got 'a red circle'"):
+        alter("a red circle")

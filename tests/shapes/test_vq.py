@@ -103,6 +103,10 @@ def test_save_load_round_trip(tmp_path, images):
     generator = torch.Generator().manual_seed(0)
     original = PatchVQ(torch.randint(0, 256, (16, 8 * 8 * 3), generator=generator).float(), patch=8, image_size=32)
     original.save(tmp_path / "vq.safetensors")
+    with pytest.raises(ValueError, match="vq.safetensors exists; pass overwrite=True"):
+        PatchVQ.load().save(tmp_path / "vq.safetensors")  # the file is kept
+    with pytest.raises(ValueError, match="path=None must be a non-empty path"):
+        original.save(None)
     loaded = PatchVQ.load(tmp_path / "vq.safetensors")
     assert (loaded.patch, loaded.image_size) == (8, 32)
     torch.testing.assert_close(loaded.codebook, original.codebook, rtol=0, atol=0)
