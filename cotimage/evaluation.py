@@ -65,7 +65,6 @@ def image_grid(images: np.ndarray, columns: int, scale: int = 1) -> np.ndarray:
     return grid.repeat(scale, 0).repeat(scale, 1)
 
 
-@torch.no_grad()
 def check_grid_path(path: str | Path, overwrite: bool) -> Path:
     """``path`` as a Path, once checked (before any sampling) that an image grid may be written there."""
     from PIL import Image
@@ -82,6 +81,7 @@ def check_grid_path(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+@torch.no_grad()
 def evaluate(
     policy_or_generator: Generator | Policy | str,
     suite: str,

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
-from cotimage import evaluate
+from cotimage import evaluate, generators
 from cotimage.evaluation import image_grid, stratified_bootstrap
 
 
@@ -90,3 +91,12 @@ def test_a_grid_never_replaces_a_users_file_unless_asked(tmp_path):
     evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "mine.png", overwrite=True, **kwargs)
     evaluate("shapes", "shapes/geneval", grid_path=tmp_path / "new" / "grid.png", **kwargs)  # its directory is made
     assert (tmp_path / "mine.png").read_bytes()[:4] == (tmp_path / "new" / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_builds_no_autograd_graph(monkeypatch):
+    generator = generators.load("shapes")
+    seen = []
+    decode = generator.decode
+    monkeypatch.setattr(generator, "decode", lambda tokens: seen.append(torch.is_grad_enabled()) or decode(tokens))
+    evaluate(generator, "shapes/geneval", images_per_prompt=1, max_prompts=1, progress=False)
+    assert seen and not any(seen)
