@@ -24,6 +24,13 @@ def is_finite(value: Any) -> bool:
         return False
 
 
+def require_bool(name: str, value: Any) -> bool:
+    """``value``; ``ValueError`` naming ``name`` unless it is True or False (a truthy "no" would switch it on)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False")
+    return value
+
+
 def checked_path(name: str, value: Any) -> Path:
     """``value`` as a Path; ``ValueError`` naming ``name`` unless it is a non-empty str or path.
 
@@ -52,8 +59,7 @@ def writable_file(path: Any, overwrite: Any, hint: str = "overwrite=True") -> Pa
             directory above it is a file; or if a file is there and ``overwrite`` is false
             (``hint`` says how to allow it).
     """
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    require_bool("overwrite", overwrite)
     path = checked_path("path", path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; name the file to write")
@@ -71,8 +77,7 @@ def save_directory(path: Any, overwrite: Any, what: str) -> Path:
         ValueError: if ``overwrite`` is not a bool ("no" would be true) or ``path`` no path.
         FileExistsError: if ``path``, or a directory above it, is a file.
     """
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    require_bool("overwrite", overwrite)
     path = checked_path("path", path)
     blocker = blocking_file(path)
     if blocker is not None:

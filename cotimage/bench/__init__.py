@@ -18,7 +18,7 @@ from cotimage.bench.grid import Cell, Preset, Variant
 from cotimage.bench.presets import PRESETS
 from cotimage.bench.runner import evaluate_cell, run, run_cell
 from cotimage.bench.settings import AGENT_SETTINGS
-from cotimage.checks import blocking_file, checked_path
+from cotimage.checks import blocking_file, checked_path, require_bool
 
 
 def main(
@@ -56,8 +56,7 @@ def main(
     """
     if not isinstance(preset, Preset):
         raise ValueError(f"preset={preset!r} must be a Preset, e.g. presets.get('quick')")
-    if not isinstance(overwrite, bool):  # "no" would be true, and replace another grid's report
-        raise ValueError(f"overwrite={overwrite!r} must be True or False")
+    require_bool("overwrite", overwrite)  # "no" would be true, and replace another grid's report
     preset.validate()  # a bad value is named before anything else is judged
     for name, path in (("out", out), ("cells", cells)):
         if path is not None and blocking_file(checked_path(name, path)):

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cotimage.checks import require_count
+from cotimage.checks import require_bool, require_count
 from cotimage.generators.base import (
     DecodeState,
     Generator,
@@ -479,8 +479,7 @@ class JanusGenerator(Generator):
     ) -> None:
         # Every argument is checked before the weights load (minutes for Janus-Pro-7B).
         max_prompt_tokens = require_count("max_prompt_tokens", max_prompt_tokens, least=2)
-        if not isinstance(gradient_checkpointing, bool):
-            raise ValueError(f"gradient_checkpointing={gradient_checkpointing!r} must be True or False")
+        require_bool("gradient_checkpointing", gradient_checkpointing)
         check_decoding(decoding)  # the name; whether this model can run it, once loaded
         default_sampling = SamplingConfig(cfg_weight=cfg_weight)
         if model is None or processor is None:

@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from cotimage.checks import checked_path, require_count, writable_file
+from cotimage.checks import checked_path, require_bool, require_count, writable_file
 from cotimage.generators.base import (
     DecodeState,
     Generator,
@@ -329,16 +329,16 @@ class ShapesGenerator(Generator):
         policy: ShapesPolicy | None = None,
         device: str | torch.device | None = None,
     ) -> None:
-        if not isinstance(value_head, bool):
-            raise ValueError(f"value_head={value_head!r} must be True or False")
+        require_bool("value_head", value_head)
         if policy is not None and not isinstance(policy, ShapesPolicy):
             raise ValueError(f"policy={policy!r:.80} must be a ShapesPolicy (or None to load weights)")
         if device is not None and not isinstance(device, (str, torch.device)):  # nn.Module.to would take a dtype
             raise ValueError(f"device={device!r} must be None, a str such as 'cpu' or 'cuda', or a torch.device")
-        try:
-            torch.device(device) if isinstance(device, str) else None
-        except RuntimeError as error:
-            raise ValueError(f"device={device!r} is no torch device: {error}") from None
+        if isinstance(device, str):
+            try:
+                torch.device(device)
+            except RuntimeError as error:
+                raise ValueError(f"device={device!r} is no torch device: {error}") from None
         weights = checked_path("weights", weights) if weights is not None else None
         if policy is not None and (weights is not None or value_head):
             raise ValueError("pass either policy or weights / value_head: a given policy is used as it is")

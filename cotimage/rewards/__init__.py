@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cotimage.checks import require_bool
 from cotimage.files import file_digest
 from cotimage.rewards import ensemble
 from cotimage.rewards.base import RewardModel
@@ -54,8 +55,7 @@ def register(name: str, factory: Callable[..., RewardModel], overwrite: bool = F
         raise ValueError(f"reward {name!r}: factory={factory!r} must be callable, e.g. a RewardModel class")
     if not isinstance(name, str) or not re.fullmatch(ensemble.NAME_PATTERN, name):
         raise ValueError(f"reward name {name!r} must be letters, digits and _ . : / - only (no '+' or '*')")
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"reward {name!r}: overwrite={overwrite!r} must be True or False")
+    require_bool(f"reward {name!r}: overwrite", overwrite)
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"reward {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = factory

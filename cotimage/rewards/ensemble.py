@@ -16,9 +16,9 @@ import numpy as np
 
 from cotimage.rewards.base import RewardModel
 
-#: Characters a registry name may use; anything else would be read as spec syntax.
 #: The largest float32: ensemble scores are float32 sums.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Characters a registry name may use; anything else would be read as spec syntax.
 NAME_PATTERN = r"[A-Za-z0-9_.:/-]+"
 _WEIGHT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 #: One term and the ``+`` after it (or the end): a ``+`` inside a weight (``1e+1``, ``+0.5``) separates nothing.

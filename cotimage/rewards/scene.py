@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cotimage.checks import require_bool
 from cotimage.rewards.base import RewardModel
 from cotimage.shapes import as_spec, check
 
@@ -22,9 +23,7 @@ class SceneReward(RewardModel):
     needs_scenes = True
 
     def __init__(self, strict: bool = False) -> None:
-        if not isinstance(strict, bool):
-            raise ValueError(f"reward 'scene': strict={strict!r} must be True or False")
-        self.strict = strict
+        self.strict = require_bool("reward 'scene': strict", strict)
         self.name = "scene-strict" if strict else "scene"
 
     def details(self, images: np.ndarray, prompts: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:

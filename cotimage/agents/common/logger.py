@@ -20,7 +20,7 @@ def tensorboard_dir(value: str | Path | None) -> Path | None:
     blocker = blocking_file(value)
     if blocker is not None:
         raise ValueError(f"tensorboard_log={str(value)!r} cannot be a directory: {blocker} is a file; name a directory")
-    return Path(value)
+    return value
 
 
 def next_run_dir(directory: Path, name: str) -> Path:
